@@ -1,0 +1,25 @@
+"""nnkit: a NumPy neural-network toolkit with declarative model files, layer plugins and
+msgpack checkpoints. This module is the public API; everything else may change.
+"""
+
+from nnkit.checkpoint import Checkpoint, TrainingState, load, save
+from nnkit.config import Config
+from nnkit.datasets import Data, Dataset
+from nnkit.errors import CheckpointError, DataError, ModelFileError, NnkitError, PluginError
+from nnkit.graph import Network
+from nnkit.hookspecs import hookimpl
+from nnkit.layer import Layer, LayerConfig, LossLayer
+from nnkit.modelfile import read_model_file, validate_spec
+from nnkit.optimizers import Optimizer
+from nnkit.plugins import get_registry, load_registry
+from nnkit.registry import PluginInfo, Registry
+from nnkit.runner import Runner
+from nnkit.version import __version__
+
+__all__ = [
+    "Checkpoint", "CheckpointError", "Config", "Data", "DataError", "Dataset", "Layer",
+    "LayerConfig", "LossLayer", "ModelFileError", "Network", "NnkitError", "Optimizer",
+    "PluginError", "PluginInfo", "Registry", "Runner", "TrainingState", "__version__",
+    "get_registry", "hookimpl", "load", "load_registry", "read_model_file", "save",
+    "validate_spec",
+]

@@ -1,0 +1,137 @@
+"""The `nnkit` command: a thin layer over `nnkit.Runner` and the registry.
+
+Every NnkitError is printed as one line on stderr, with exit status 1; no tracebacks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from nnkit.arrays import read_array, write_array
+from nnkit.errors import NnkitError
+from nnkit.plugins import get_registry
+from nnkit.runner import Runner
+from nnkit.schema import model_schema_text
+from nnkit.version import __version__
+
+
+def _train(args: argparse.Namespace) -> int:
+    if args.resume:
+        runner = Runner.from_checkpoint(args.resume, epochs=args.epochs)
+    else:
+        runner = Runner.from_file(args.model, epochs=args.epochs, seed=args.seed)
+    runner.fit(log=None if args.quiet else print)
+    result = runner.evaluate()
+    print(f"final: loss {result['loss']:.4f}  accuracy {result['accuracy']:.4f}  "
+          f"({result['samples']} training samples)")
+    if args.out:
+        runner.save(args.out)
+        print(f"saved {args.out}")
+    return 0
+
+
+def _predict(args: argparse.Namespace) -> int:
+    runner = Runner.from_checkpoint(args.checkpoint)
+    y = runner.predict(read_array(args.input))
+    if args.classes:
+        y = y.argmax(axis=-1) if y.ndim >= 2 and y.shape[-1] >= 2 else (y > 0.5).astype(np.int64)
+    write_array(args.output, y)
+    return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    result = Runner.from_checkpoint(args.checkpoint).evaluate()
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(f"loss {result['loss']:.4f}  accuracy {result['accuracy']:.4f}  ({result['samples']} samples)")
+    return 0
+
+
+def _plugins(args: argparse.Namespace) -> int:
+    plugins = [p.to_dict() for p in get_registry().plugins]
+    if args.json:
+        print(json.dumps(plugins, indent=2))
+        return 0
+    for p in plugins:
+        print(f"{p['name']}  ({p['distribution']} {p['version']})")
+        for label in ("layers", "optimizers", "datasets"):
+            if p[label]:
+                print(f"  {label}: {', '.join(p[label])}")
+        if p["error"]:
+            print(f"  error: {p['error']}")
+    return 0
+
+
+def _schema(args: argparse.Namespace) -> int:
+    text = model_schema_text(get_registry())
+    if args.out in (None, "-"):
+        sys.stdout.write(text)
+        return 0
+    try:
+        Path(args.out).write_text(text)
+    except OSError as exc:
+        raise NnkitError(f"{args.out}: cannot write: {exc.strerror or exc}") from None
+    print(f"wrote {args.out}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="nnkit", description="Train and run declarative NumPy networks.")
+    parser.add_argument("--version", action="version", version=f"nnkit {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    train = sub.add_parser("train", help="train a model file (or resume a checkpoint)")
+    train.add_argument("model", nargs="?", help="model file (.toml, .json)")
+    train.add_argument("--out", help="write the trained checkpoint here")
+    train.add_argument("--epochs", type=int, help="override the model file's epochs")
+    train.add_argument("--seed", type=int, help="override the model file's seed")
+    train.add_argument("--resume", metavar="CKPT", help="continue training from a checkpoint")
+    train.add_argument("--quiet", action="store_true", help="print only the final result")
+    train.set_defaults(run=_train)
+
+    predict = sub.add_parser("predict", help="predict with a checkpoint")
+    predict.add_argument("checkpoint")
+    predict.add_argument("--input", required=True, help="inputs, .npy or .csv (one row per sample)")
+    predict.add_argument("--output", help="write .npy or .csv here (default: CSV on stdout)")
+    predict.add_argument("--classes", action="store_true", help="output class labels, not probabilities")
+    predict.set_defaults(run=_predict)
+
+    evaluate = sub.add_parser("evaluate", help="loss and accuracy on the model file's dataset")
+    evaluate.add_argument("checkpoint")
+    evaluate.add_argument("--json", action="store_true", help="print one JSON object")
+    evaluate.set_defaults(run=_evaluate)
+
+    plugins = sub.add_parser("plugins", help="list plugins and what they provide")
+    plugins.add_argument("--json", action="store_true", help="print JSON")
+    plugins.set_defaults(run=_plugins)
+
+    schema = sub.add_parser("schema", help="JSON Schema of model files, for editors")
+    schema.add_argument("--out", help="write here (default: stdout); nnkit's copy is schemas/model.schema.json")
+    schema.set_defaults(run=_schema)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "train" and not (args.model or args.resume):
+        print("nnkit: error: train needs a model file or --resume CKPT", file=sys.stderr)
+        return 2
+    try:
+        return args.run(args)
+    except NnkitError as exc:
+        print(f"nnkit: error: {' '.join(str(exc).split())}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("nnkit: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,23 @@
+"""nnkit's exceptions. The CLI prints any `NnkitError` as one line and exits non-zero."""
+
+from __future__ import annotations
+
+
+class NnkitError(Exception):
+    """Base of every error nnkit raises on purpose: bad files, bad plugins, bad arguments."""
+
+
+class ModelFileError(NnkitError):
+    """A model file cannot be read or does not describe a valid network."""
+
+
+class CheckpointError(NnkitError):
+    """A checkpoint cannot be written, or a file is not a valid nnkit checkpoint."""
+
+
+class PluginError(NnkitError):
+    """A plugin is missing, broken, or registered something that is not valid."""
+
+
+class DataError(NnkitError):
+    """Input data cannot be read or does not fit the network."""

@@ -1,0 +1,164 @@
+"""A network: the spec's nodes built into layers, run forward and backward in graph order.
+
+Params and grads are exposed as mappings from stable names (`"<node>.<param>"`, e.g.
+`fc1.W`) to the layers' own arrays, so that writing into them changes the network.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+
+from nnkit.errors import DataError, ModelFileError, PluginError
+from nnkit.layer import Layer, LossLayer, Shape
+from nnkit.plugins import get_registry
+from nnkit.registry import Registry
+from nnkit.spec import SpecBase, topological_order
+
+Inputs = np.ndarray | Mapping[str, np.ndarray]
+
+
+class Network:
+    """Layers wired as the spec's DAG. Build with `Network(spec, rng=...)`."""
+
+    def __init__(
+        self,
+        spec: SpecBase,
+        *,
+        rng: np.random.Generator,
+        registry: Registry | None = None,
+        source: str = "<spec>",
+    ) -> None:
+        if spec.inputs is None:
+            raise ModelFileError(f"{source}: the network's input shapes are unknown; declare [inputs]")
+        registry = registry or get_registry()
+        self.spec = spec
+        self.rng = rng
+        self.dtype = np.dtype(spec.dtype)
+        self.input_names = list(spec.inputs)
+        self.input_kinds = {name: inp.dtype for name, inp in spec.inputs.items()}
+        shapes: dict[str, Shape] = {name: tuple(inp.shape) for name, inp in spec.inputs.items()}
+        self.order = topological_order(spec.nodes, self.input_names)
+        self.layers: dict[str, Layer] = {}
+        for node in self.order:
+            self.layers[node.name] = layer = _build(registry, node, shapes, rng, self.dtype, source)
+            shapes[node.name] = layer.output_shape
+        self.shapes = shapes
+        self.outputs = list(spec.outputs or [])
+        self.loss_layer: LossLayer | None = None
+        if spec.loss is not None:
+            layer = _build(registry, spec.loss, shapes, rng, self.dtype, source)
+            if not isinstance(layer, LossLayer):
+                raise ModelFileError(f"{source}: loss: {spec.loss.type} is not a loss layer")
+            self.loss_layer = layer
+        self.params: dict[str, np.ndarray] = {}
+        self.grads: dict[str, np.ndarray] = {}
+        for name, layer in self.layers.items():
+            for pname, param, grad in zip(layer.param_names, layer.params, layer.grads):
+                self.params[f"{name}.{pname}"] = param
+                self.grads[f"{name}.{pname}"] = grad
+
+    def use_rng(self, rng: np.random.Generator) -> None:
+        """Make every layer draw from `rng` (dropout masks); used when restoring a checkpoint."""
+        self.rng = rng
+        for layer in [*self.layers.values(), *([self.loss_layer] if self.loss_layer else [])]:
+            layer.rng = rng
+
+    @property
+    def output_shape(self) -> Shape:
+        """Per-sample shape of the first output."""
+        return self.shapes[self.outputs[0]]
+
+    def param_count(self) -> int:
+        return int(sum(p.size for p in self.params.values()))
+
+    def _feed(self, inputs: Inputs) -> dict[str, np.ndarray]:
+        if not isinstance(inputs, Mapping):
+            if len(self.input_names) != 1:
+                raise DataError(f"the network takes inputs {self.input_names}; pass a mapping")
+            inputs = {self.input_names[0]: inputs}
+        values: dict[str, np.ndarray] = {}
+        for name in self.input_names:
+            if name not in inputs:
+                raise DataError(f"missing network input {name!r}")
+            x = np.asarray(inputs[name])
+            expected = tuple(self.spec.inputs[name].shape)
+            if x.shape[1:] != expected:
+                raise DataError(
+                    f"input {name!r} has shape {x.shape}; the network expects (N, {', '.join(map(str, expected))})"
+                )
+            if self.input_kinds[name] == "float":
+                x = x.astype(self.dtype, copy=False)
+            values[name] = x
+        return values
+
+    def forward(self, inputs: Inputs, *, train: bool = False) -> np.ndarray:
+        """Run every node; return the first output, (N, *output_shape). Keeps all outputs."""
+        values = self._feed(inputs)
+        for node in self.order:
+            values[node.name] = self.layers[node.name].forward(
+                *(values[i] for i in node.inputs), train=train)
+        self.values = values
+        return values[self.outputs[0]]
+
+    def loss(self, inputs: Inputs, t: np.ndarray, *, train: bool = True) -> float:
+        """Forward through the network and the loss layer; returns the mean loss."""
+        if self.loss_layer is None:
+            raise ModelFileError("the network has no loss; add a [loss] section")
+        self.forward(inputs, train=train)
+        (source,) = self.spec.loss.inputs
+        return self.loss_layer.forward(self.values[source], t, train=train)
+
+    def backward(self, dout: float = 1.0) -> None:
+        """Backpropagate from the loss; every layer's grads are overwritten in place."""
+        assert self.loss_layer is not None and self.spec.loss is not None
+        (source,) = self.spec.loss.inputs
+        pending: dict[str, np.ndarray] = {source: self.loss_layer.backward(dout)}
+        for node in reversed(self.order):
+            layer = self.layers[node.name]
+            dy = pending.pop(node.name, None)
+            if dy is None:  # the node does not reach the loss: its grads are zero
+                for grad in layer.grads:
+                    grad[...] = 0.0
+                continue
+            dxs = layer.backward(dy)
+            if not isinstance(dxs, tuple):
+                dxs = (dxs,)
+            for name, dx in zip(node.inputs, dxs):
+                if dx is not None:
+                    pending[name] = pending[name] + dx if name in pending else dx
+
+    def predict(self, inputs: Inputs, *, batch_size: int = 4096) -> np.ndarray:
+        """Outputs for users, in batches: class probabilities when the loss is a classifier's."""
+        values = self._feed(inputs)
+        n = len(next(iter(values.values())))
+        chunks = []
+        for start in range(0, n, batch_size):
+            batch = {k: v[start:start + batch_size] for k, v in values.items()}
+            y = self.forward(batch, train=False)
+            if self.loss_layer is not None and self.spec.loss.inputs[0] == self.outputs[0]:
+                y = self.loss_layer.predict(y)
+            chunks.append(y)
+        if not chunks:
+            return np.empty((0, *self.output_shape), dtype=self.dtype)
+        return np.concatenate(chunks)
+
+
+def _build(
+    registry: Registry, node, shapes: dict[str, Shape], rng: np.random.Generator,  # type: ignore[no-untyped-def]
+    dtype: np.dtype, source: str,
+) -> Layer:
+    try:
+        cls = registry.get("layer", node.type).cls
+    except PluginError as exc:
+        raise ModelFileError(f"{source}: node {node.name!r}: {exc}") from None
+    in_shapes = [shapes[i] for i in node.inputs]
+    if len(in_shapes) != cls.num_inputs:
+        raise ModelFileError(
+            f"{source}: node {node.name!r} ({node.type}) takes {cls.num_inputs} input(s), got {len(in_shapes)}")
+    try:
+        return cls(node, in_shapes, rng=rng, dtype=dtype)
+    except ValueError as exc:
+        shown = ", ".join(f"{i} {s}" for i, s in zip(node.inputs, in_shapes))
+        raise ModelFileError(f"{source}: node {node.name!r} ({node.type}) with inputs {shown}: {exc}") from None

@@ -1,0 +1,53 @@
+"""The hooks a plugin may implement. Each hook receives a `register` callback.
+
+A plugin is a module (or object) with functions marked `@nnkit.hookimpl`:
+
+    import nnkit
+
+    @nnkit.hookimpl
+    def register_layers(register):
+        register(MyLayer)
+
+nnkit's own layers, optimizers and datasets are registered through these same hooks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pluggy
+
+PROJECT = "nnkit"
+
+hookspec = pluggy.HookspecMarker(PROJECT)
+hookimpl = pluggy.HookimplMarker(PROJECT)
+
+Register = Callable[[Any], None]
+
+
+@hookspec
+def register_layers(register: Register) -> None:
+    """Register layer classes: call `register(LayerClass)` once per class.
+
+    A layer class subclasses `nnkit.Layer` and has a `Config` (a subclass of
+    `nnkit.LayerConfig`) whose `type` field is a `Literal` naming the layer type.
+    """
+
+
+@hookspec
+def register_optimizers(register: Register) -> None:
+    """Register optimizer classes: call `register(OptimizerClass)` once per class.
+
+    An optimizer class subclasses `nnkit.Optimizer` and has a `Config` whose `type` field
+    is a `Literal` naming it.
+    """
+
+
+@hookspec
+def register_datasets(register: Register) -> None:
+    """Register dataset classes: call `register(DatasetClass)` once per class.
+
+    A dataset class subclasses `nnkit.Dataset` and has a `Config` whose `type` field
+    is a `Literal` naming it.
+    """

@@ -1,0 +1,116 @@
+"""The layer contract, as in the book: `params` and `grads` are parallel lists of arrays.
+
+A layer is built from its config and the per-sample shapes of its inputs (shape
+inference: the model file says `units = 10`, never the input width). Shapes passed to
+`build` exclude the batch axis; arrays passed to `forward` have the batch axis first.
+`backward` writes into the existing grad arrays (`grad[...] = ...`) so that an
+optimizer or a checkpoint holding them sees the new values without re-fetching.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy as np
+from pydantic import Field, field_validator
+
+from nnkit.config import Config
+
+Shape = tuple[int, ...]
+
+NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
+
+
+class LayerConfig(Config):
+    """Fields every node of a model file may set, besides its layer's own."""
+
+    name: str | None = Field(default=None, pattern=NAME_PATTERN, max_length=64)
+    # Names of the nodes (or network inputs) feeding this one; omitted = the previous node.
+    inputs: list[str] | None = Field(default=None, max_length=64)
+
+    @field_validator("inputs")
+    @classmethod
+    def _inputs_nonempty(cls, value: list[str] | None) -> list[str] | None:
+        if value is not None and not value:
+            raise ValueError("inputs must name at least one node; omit it to chain")
+        return value
+
+
+class Layer:
+    """Base of every layer. Subclasses set `Config` and implement `build`, `forward`, `backward`."""
+
+    Config: ClassVar[type[LayerConfig]] = LayerConfig
+    #: How many inputs `forward` takes (a loss layer's target is not counted).
+    num_inputs: ClassVar[int] = 1
+    #: Loss layers take `forward(x, t)`, return a scalar, and `backward(dout=1.0)`.
+    is_loss: ClassVar[bool] = False
+    #: (config fields, per-sample input shapes) on which the contract tests check this layer;
+    #: every registered layer needs at least one.
+    examples: ClassVar[list[tuple[dict[str, Any], list[Shape]]]] = []
+
+    def __init__(
+        self,
+        config: LayerConfig,
+        input_shapes: list[Shape],
+        *,
+        rng: np.random.Generator,
+        dtype: np.dtype | str = "float64",
+    ) -> None:
+        self.config = config
+        self.rng = rng
+        self.dtype = np.dtype(dtype)
+        self.params: list[np.ndarray] = []
+        self.grads: list[np.ndarray] = []
+        self.param_names: list[str] = []
+        self.input_shapes = [tuple(s) for s in input_shapes]
+        self.output_shape: Shape = tuple(self.build(*self.input_shapes))
+
+    def add_param(self, name: str, value: np.ndarray) -> np.ndarray:
+        """Add a param (cast to the layer's dtype) and its zeroed grad; returns the param."""
+        param = np.ascontiguousarray(value, dtype=self.dtype)
+        self.params.append(param)
+        self.grads.append(np.zeros_like(param))
+        self.param_names.append(name)
+        return param
+
+    def build(self, *input_shapes: Shape) -> Shape:
+        """Create params from the per-sample input shapes; return the per-sample output shape."""
+        raise NotImplementedError
+
+    def forward(self, *xs: np.ndarray, train: bool = False) -> np.ndarray:
+        raise NotImplementedError
+
+    def backward(self, dy: np.ndarray) -> np.ndarray | tuple[np.ndarray, ...]:
+        """Given dL/dy, write dL/dparam into `grads` and return dL/dx (a tuple for several inputs)."""
+        raise NotImplementedError
+
+    @classmethod
+    def example_inputs(
+        cls, config: LayerConfig, input_shapes: list[Shape], batch: int,
+        rng: np.random.Generator, dtype: np.dtype,
+    ) -> list[np.ndarray]:
+        """Valid inputs for contract tests; layers with integer or constrained inputs override."""
+        return [rng.standard_normal((batch, *shape)).astype(dtype) for shape in input_shapes]
+
+
+class LossLayer(Layer):
+    """A layer that turns scores and targets into a scalar loss."""
+
+    is_loss = True
+
+    def forward(self, x: np.ndarray, t: np.ndarray, train: bool = False) -> float:  # type: ignore[override]
+        raise NotImplementedError
+
+    def backward(self, dout: float = 1.0) -> np.ndarray:  # type: ignore[override]
+        raise NotImplementedError
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        """Scores → the model's output for users (probabilities for classifiers)."""
+        raise NotImplementedError
+
+    @classmethod
+    def example_targets(
+        cls, config: LayerConfig, input_shape: Shape, batch: int, rng: np.random.Generator,
+    ) -> np.ndarray:
+        """Valid targets for contract tests."""
+        raise NotImplementedError

@@ -1,0 +1,22 @@
+"""nnkit's built-in layers: a plugin registered through the same hook as any other."""
+
+from __future__ import annotations
+
+from nnkit.hookspecs import Register, hookimpl
+from nnkit.layers.activations import ReLU, Sigmoid, Softmax, Tanh
+from nnkit.layers.dropout import Dropout
+from nnkit.layers.embedding import Embedding
+from nnkit.layers.linear import Affine, MatMul
+from nnkit.layers.losses import SigmoidWithLoss, SoftmaxWithLoss
+from nnkit.layers.reduce import Repeat, Sum
+
+BUILTIN_LAYERS = (
+    MatMul, Affine, Sigmoid, ReLU, Tanh, Softmax,
+    SoftmaxWithLoss, SigmoidWithLoss, Repeat, Sum, Dropout, Embedding,
+)
+
+
+@hookimpl
+def register_layers(register: Register) -> None:
+    for layer in BUILTIN_LAYERS:
+        register(layer)

@@ -1,0 +1,54 @@
+"""Embedding: look up rows of W by integer id."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+from pydantic import Field
+
+from nnkit.config import MAX_INT
+from nnkit.layer import Layer, LayerConfig, Shape
+from nnkit.layers._init import Init, init_weight
+
+
+class EmbeddingConfig(LayerConfig):
+    type: Literal["Embedding"] = "Embedding"
+    vocab_size: int = Field(ge=1, le=MAX_INT)  # number of ids, V
+    units: int = Field(ge=1, le=MAX_INT)  # embedding width, D
+    init: Init = "normal"
+    init_scale: float = Field(default=0.01, gt=0)  # the book's 0.01 * randn
+
+
+class Embedding(Layer):
+    """y = W[ids]. ids: (N, ...) integers in [0, V) → (N, ..., D); W: (V, D).
+
+    Backward accumulates with np.add.at, so an id used twice gets both gradients.
+    """
+
+    Config = EmbeddingConfig
+    examples = [({"vocab_size": 5, "units": 3}, [()]), ({"vocab_size": 7, "units": 2}, [(4,)])]
+    config: EmbeddingConfig
+
+    def build(self, in_shape: Shape) -> Shape:
+        v, d = self.config.vocab_size, self.config.units
+        self.add_param("W", init_weight(self.rng, (v, d), v, self.config.init, self.config.init_scale))
+        return (*in_shape, d)
+
+    def forward(self, ids: np.ndarray, train: bool = False) -> np.ndarray:
+        if not np.issubdtype(ids.dtype, np.integer):
+            if not np.all(np.mod(ids, 1) == 0):
+                raise ValueError("Embedding expects integer ids")
+            ids = ids.astype(np.intp)
+        self.ids = ids
+        return self.params[0][ids]
+
+    def backward(self, dy: np.ndarray) -> None:  # type: ignore[override]
+        dW = self.grads[0]
+        dW[...] = 0.0
+        np.add.at(dW, self.ids, dy)
+        return None  # integer ids have no gradient
+
+    @classmethod
+    def example_inputs(cls, config, input_shapes, batch, rng, dtype):  # type: ignore[no-untyped-def]
+        return [rng.integers(0, config.vocab_size, size=(batch, *s)) for s in input_shapes]

@@ -1,0 +1,102 @@
+"""Loss layers: forward(x, t) returns the mean loss, backward(dout=1) returns dL/dx.
+
+Both compute the loss from the raw scores with log-sum-exp / softplus, never `log` of a
+probability, so that scores of ±1e4 still give a finite loss and finite gradients.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+
+from nnkit.layer import LayerConfig, LossLayer, Shape
+from nnkit.layers.activations import softmax
+
+
+class SoftmaxWithLossConfig(LayerConfig):
+    type: Literal["SoftmaxWithLoss"] = "SoftmaxWithLoss"
+
+
+class SoftmaxWithLoss(LossLayer):
+    """Softmax + cross-entropy over the last axis.
+
+    x: (N, ..., C) scores; t: (N, ...) class indices, or one-hot (N, ..., C) — one-hot is
+    turned into indices, as in the book. L = mean over samples of logsumexp(x) - x[t].
+    dx = (softmax(x) - onehot(t)) * dout / M, where M is the number of scored samples.
+    """
+
+    Config = SoftmaxWithLossConfig
+    examples = [({}, [(4,)]), ({}, [(2, 3)])]
+
+    def build(self, in_shape: Shape) -> Shape:
+        if len(in_shape) < 1 or in_shape[-1] < 2:
+            raise ValueError(f"expects scores over at least 2 classes, got per-sample shape {in_shape}")
+        return ()
+
+    def forward(self, x: np.ndarray, t: np.ndarray, train: bool = False) -> float:  # type: ignore[override]
+        c = x.shape[-1]
+        scores = x.reshape(-1, c)
+        if t.size == x.size:  # one-hot targets
+            t = t.reshape(-1, c).argmax(axis=1)
+        labels = np.asarray(t).reshape(-1).astype(np.intp, copy=False)
+        if labels.shape[0] != scores.shape[0]:
+            raise ValueError(f"targets of shape {t.shape} do not match scores of shape {x.shape}")
+        if labels.size and (labels.min() < 0 or labels.max() >= c):
+            raise ValueError(f"class labels must lie in [0, {c}), got {labels.min()}..{labels.max()}")
+        shifted = scores - scores.max(axis=1, keepdims=True)
+        log_z = np.log(np.exp(shifted).sum(axis=1))
+        rows = np.arange(labels.shape[0])
+        self.y = np.exp(shifted - log_z[:, None])
+        self.labels, self.x_shape = labels, x.shape
+        return float(np.mean(log_z - shifted[rows, labels]))
+
+    def backward(self, dout: float = 1.0) -> np.ndarray:  # type: ignore[override]
+        n = self.labels.shape[0]
+        dx = self.y.copy()
+        dx[np.arange(n), self.labels] -= 1.0
+        dx *= dout / n
+        return dx.reshape(self.x_shape)
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        return softmax(x)
+
+    @classmethod
+    def example_targets(cls, config, input_shape, batch, rng):  # type: ignore[no-untyped-def]
+        return rng.integers(0, input_shape[-1], size=(batch, *input_shape[:-1]))
+
+
+class SigmoidWithLossConfig(LayerConfig):
+    type: Literal["SigmoidWithLoss"] = "SigmoidWithLoss"
+
+
+class SigmoidWithLoss(LossLayer):
+    """Sigmoid + binary cross-entropy, element-wise.
+
+    x: (N, ...) scores; t: 0/1 targets of the same size. L = mean(softplus(x) - t * x),
+    the stable form of -[t log σ(x) + (1 - t) log(1 - σ(x))]; dx = (σ(x) - t) * dout / size.
+    """
+
+    Config = SigmoidWithLossConfig
+    examples = [({}, [(1,)]), ({}, [(3,)])]
+
+    def build(self, in_shape: Shape) -> Shape:
+        return ()
+
+    def forward(self, x: np.ndarray, t: np.ndarray, train: bool = False) -> float:  # type: ignore[override]
+        if t.size != x.size:
+            raise ValueError(f"targets of shape {t.shape} do not match scores of shape {x.shape}")
+        t = t.reshape(x.shape).astype(x.dtype, copy=False)
+        self.y = 0.5 * (1.0 + np.tanh(0.5 * x))
+        self.t = t
+        return float(np.mean(np.logaddexp(0.0, x) - t * x))
+
+    def backward(self, dout: float = 1.0) -> np.ndarray:  # type: ignore[override]
+        return (self.y - self.t) * (dout / self.t.size)
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        return 0.5 * (1.0 + np.tanh(0.5 * x))
+
+    @classmethod
+    def example_targets(cls, config, input_shape, batch, rng):  # type: ignore[no-untyped-def]
+        return rng.integers(0, 2, size=(batch, *input_shape))

@@ -1,0 +1,147 @@
+"""Plugin loading: nnkit's built-ins, then every entry point in the group `nnkit`.
+
+Each plugin is imported and each of its hooks is called on its own, inside its own
+try/except: a broken plugin is recorded (and warned about) and every other plugin keeps
+working. `NNKIT_DISABLE_PLUGINS=a,b` skips entry points by name, `NNKIT_LOAD_PLUGINS=a,b`
+loads only those; built-ins always load.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Iterable
+from importlib import metadata
+from types import ModuleType
+from typing import Any
+
+import pluggy
+
+from nnkit import datasets, hookspecs, layers, optimizers
+from nnkit.datasets import Dataset
+from nnkit.errors import PluginError
+from nnkit.layer import Layer
+from nnkit.optimizers import Optimizer
+from nnkit.registry import Kind, PluginInfo, Registry
+from nnkit.version import __version__
+
+ENTRY_POINT_GROUP = "nnkit"
+BUILTINS: tuple[tuple[str, ModuleType], ...] = (
+    ("nnkit.layers", layers), ("nnkit.optimizers", optimizers), ("nnkit.datasets", datasets),
+)
+HOOKS: tuple[tuple[str, Kind, type], ...] = (
+    ("register_layers", "layer", Layer),
+    ("register_optimizers", "optimizer", Optimizer),
+    ("register_datasets", "dataset", Dataset),
+)
+
+
+class PluginWarning(UserWarning):
+    """A plugin could not be loaded, or registered something invalid."""
+
+
+def _names_from_env(var: str) -> set[str] | None:
+    value = os.environ.get(var, "").strip()
+    return {n.strip() for n in value.split(",") if n.strip()} if value else None
+
+
+def load_registry(
+    extra: Iterable[tuple[PluginInfo, Any]] = (),
+    *,
+    entry_points: bool = True,
+) -> Registry:
+    """Load built-ins, installed plugins (unless `entry_points=False`) and `extra` plugins.
+
+    `extra` pairs a `PluginInfo` with a plugin object (a module or any object with
+    hookimpls); tests use it to register a plugin without installing one.
+    """
+    pm = pluggy.PluginManager(hookspecs.PROJECT)
+    pm.add_hookspecs(hookspecs)
+    registry = Registry()
+    infos: dict[str, PluginInfo] = {}
+
+    def add(info: PluginInfo, plugin: Any) -> None:
+        registry.plugins.append(info)
+        try:
+            pm.register(plugin, name=info.name)
+        except Exception as exc:  # a plugin's fault must not take nnkit down
+            _fail(info, f"cannot register: {exc}")
+        else:
+            infos[info.name] = info
+
+    for name, module in BUILTINS:
+        add(PluginInfo(name, "nnkit", __version__), module)
+    if entry_points:
+        for info, plugin in _installed_plugins():
+            if plugin is not None:
+                add(info, plugin)
+            else:
+                registry.plugins.append(info)
+    for info, plugin in extra:
+        add(info, plugin)
+
+    for hook_name, kind, base in HOOKS:
+        # pluggy calls the last-registered plugin first; nnkit calls in load order, so
+        # built-ins register first and a plugin can never silently replace one of them.
+        impls = {impl.plugin_name: impl for impl in getattr(pm.hook, hook_name).get_hookimpls()}
+        for name, info in infos.items():
+            impl = impls.get(name)
+            if impl is None:
+                continue
+
+            def register(cls: Any, info: PluginInfo = info, kind: Kind = kind, base: type = base) -> None:
+                try:
+                    registry.add(kind, cls, info, base)
+                except PluginError as exc:
+                    _fail(info, str(exc))
+
+            try:
+                impl.function(**{arg: register for arg in impl.argnames})
+            except Exception as exc:  # a plugin's fault must not take nnkit down
+                _fail(info, f"{hook_name} raised {type(exc).__name__}: {exc}")
+    return registry
+
+
+def _installed_plugins() -> list[tuple[PluginInfo, Any]]:
+    disabled = _names_from_env("NNKIT_DISABLE_PLUGINS") or set()
+    only = _names_from_env("NNKIT_LOAD_PLUGINS")
+    found = []
+    for ep in sorted(metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
+        if ep.name in disabled or (only is not None and ep.name not in only):
+            continue
+        dist = ep.dist.name if ep.dist is not None else "unknown"
+        version = ep.dist.version if ep.dist is not None else "unknown"
+        info = PluginInfo(ep.name, dist, version)
+        try:
+            plugin = ep.load()
+        except Exception as exc:  # a plugin's fault must not take nnkit down
+            _fail(info, f"cannot import {ep.value}: {type(exc).__name__}: {exc}")
+            plugin = None
+        found.append((info, plugin))
+    return found
+
+
+def _fail(info: PluginInfo, message: str) -> None:
+    info.errors.append(message)
+    warnings.warn(
+        f"nnkit plugin {info.name!r} ({info.distribution} {info.version}): {message}",
+        PluginWarning, stacklevel=3,
+    )
+
+
+_registry: Registry | None = None
+
+
+def get_registry() -> Registry:
+    """The process-wide registry, loaded on first use."""
+    global _registry
+    if _registry is None:
+        _registry = load_registry()
+    return _registry
+
+
+def set_registry(registry: Registry | None) -> Registry | None:
+    """Replace the process-wide registry (None = reload on next use); returns the old one."""
+    global _registry
+    old, _registry = _registry, registry
+    return old

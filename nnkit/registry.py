@@ -1,0 +1,96 @@
+"""The registry: every layer, optimizer and dataset type by name, with the plugin that gave it.
+
+Nothing in nnkit's core knows a layer by name; it asks the registry. The registry is
+filled by `nnkit.plugins.load_registry` through the hooks in `nnkit.hookspecs`.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from nnkit.config import type_name_of
+from nnkit.errors import PluginError
+
+Kind = Literal["layer", "optimizer", "dataset"]
+KINDS: tuple[Kind, ...] = ("layer", "optimizer", "dataset")
+
+
+@dataclass
+class PluginInfo:
+    """One plugin as nnkit loaded it: where it came from, what it gave, what went wrong."""
+
+    name: str
+    distribution: str
+    version: str
+    provides: dict[str, list[str]] = field(default_factory=lambda: {k: [] for k in KINDS})
+    errors: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name, "distribution": self.distribution, "version": self.version,
+            "layers": self.provides["layer"], "optimizers": self.provides["optimizer"],
+            "datasets": self.provides["dataset"],
+            "error": "; ".join(self.errors) if self.errors else None,
+        }
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A registered component class and its provenance."""
+
+    kind: Kind
+    name: str
+    cls: type
+    plugin: PluginInfo
+
+
+class Registry:
+    """Component classes by kind and type name."""
+
+    def __init__(self) -> None:
+        self._entries: dict[str, dict[str, Entry]] = {k: {} for k in KINDS}
+        self.plugins: list[PluginInfo] = []
+
+    def add(self, kind: Kind, cls: Any, plugin: PluginInfo, base: type) -> None:
+        """Register `cls` under its Config's type name; raises PluginError when invalid."""
+        if not (isinstance(cls, type) and issubclass(cls, base)):
+            raise PluginError(f"{cls!r} is not a subclass of nnkit.{base.__name__}")
+        try:
+            name = type_name_of(cls)
+        except TypeError as exc:
+            raise PluginError(str(exc)) from None
+        existing = self._entries[kind].get(name)
+        if existing is not None:
+            raise PluginError(
+                f"{kind} type {name!r} is already provided by {existing.plugin.distribution} "
+                f"{existing.plugin.version} (plugin {existing.plugin.name}); "
+                f"{plugin.distribution} {plugin.version} (plugin {plugin.name}) may not replace it"
+            )
+        self._entries[kind][name] = Entry(kind, name, cls, plugin)
+        plugin.provides[kind].append(name)
+
+    def names(self, kind: Kind) -> list[str]:
+        return sorted(self._entries[kind])
+
+    def find(self, kind: Kind, name: str) -> Entry | None:
+        return self._entries[kind].get(name)
+
+    def closest(self, kind: Kind, name: str, n: int = 3) -> list[str]:
+        """Registered names that look like `name` (case-insensitive)."""
+        lower = {k.lower(): k for k in self._entries[kind]}
+        matches = difflib.get_close_matches(name.lower(), list(lower), n=n, cutoff=0.5)
+        return [lower[m] for m in matches]
+
+    def get(self, kind: Kind, name: str) -> Entry:
+        """The entry for `name`; PluginError naming the closest registered names if absent."""
+        entry = self.find(kind, name)
+        if entry is None:
+            raise PluginError(self.unknown_message(kind, name))
+        return entry
+
+    def unknown_message(self, kind: Kind, name: str) -> str:
+        close = self.closest(kind, name)
+        hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+        return f"unknown {kind} type {name!r}{hint} (registered: {', '.join(self.names(kind))})"

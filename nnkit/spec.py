@@ -1,0 +1,199 @@
+"""The model-file schema: pydantic models built from whatever the registry holds.
+
+A spec declares the network (inputs, nodes, outputs, loss) and its training recipe
+(optimizer, data, train). `nodes` is a list; a node that omits `inputs` takes the previous
+node (the first takes the only network input), so a plain list of layers is a chain.
+Validated specs are normalised: every node has a name and inputs, and `outputs` is set,
+so that a spec stored in a checkpoint rebuilds the same network with the same param names.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
+
+from nnkit.config import MAX_INT, Config
+from nnkit.layer import NAME_PATTERN, LayerConfig
+from nnkit.registry import Kind, Registry
+
+FORMAT_VERSION = 1
+MAX_NODES = 10_000
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, allow_inf_nan=False)
+
+
+class InputSpec(_Strict):
+    """One network input: its per-sample shape (no batch axis) and kind of values."""
+
+    shape: list[Annotated[int, Field(ge=1, le=MAX_INT)]] = Field(max_length=8)
+    dtype: Literal["float", "int"] = "float"  # "int" for ids fed to an Embedding
+
+
+class TrainSpec(_Strict):
+    """How to train: the book's trainer settings."""
+
+    epochs: int = Field(default=10, ge=1, le=10_000_000)
+    batch_size: int = Field(default=32, ge=1, le=MAX_INT)
+    seed: int = Field(default=0, ge=0, le=2**63 - 1)  # seeds data, init and shuffling
+    log_every: int | None = Field(default=None, ge=1, le=10_000_000)  # epochs; None = ~10 lines
+
+
+class SpecBase(_Strict):
+    """Fields of every model file; `nodes`, `loss`, `optimizer` and `data` are added per registry."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    schema_url: str | None = Field(default=None, alias="$schema", max_length=2048)
+    format_version: int = Field(default=FORMAT_VERSION, ge=1, le=FORMAT_VERSION)
+    name: str | None = Field(default=None, max_length=256)
+    dtype: Literal["float64", "float32"] = "float64"
+    # Per-sample input shapes by name; omitted = one input "x" shaped like the data.
+    inputs: dict[Annotated[str, Field(pattern=NAME_PATTERN, max_length=64)], InputSpec] | None = None
+    outputs: list[str] | None = Field(default=None, min_length=1, max_length=64)
+    train: TrainSpec = TrainSpec()
+
+    nodes: list[Any]
+    loss: Any = None
+    optimizer: Any = None
+    data: Any = None
+
+    @model_validator(mode="after")
+    def _normalise(self) -> SpecBase:
+        return _normalise_graph(self)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The spec as plain data (JSON/TOML/msgpack-safe), with defaults filled in."""
+        return self.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+def _union(configs: list[type[Config]]) -> Any:
+    if len(configs) == 1:
+        return configs[0]
+    return Annotated[Union[tuple(configs)], Field(discriminator="type")]  # noqa: UP007
+
+
+@functools.lru_cache(maxsize=8)
+def spec_model(registry: Registry) -> type[SpecBase]:
+    """The pydantic model of a model file for the components in `registry`."""
+
+    def configs(kind: Kind, loss: bool | None = None) -> list[type[Config]]:
+        classes = [registry.get(kind, n).cls for n in registry.names(kind)]
+        if loss is not None:
+            classes = [c for c in classes if c.is_loss == loss]
+        return [c.Config for c in classes]
+
+    node = _union(configs("layer", loss=False))
+    loss = _union(configs("layer", loss=True))
+    optimizer = _union(configs("optimizer"))
+    default_optimizer = registry.get("optimizer", "SGD").cls.Config()
+    data = _union(configs("dataset"))
+    return create_model(
+        "ModelSpec",
+        __base__=SpecBase,
+        nodes=(list[node], Field(min_length=1, max_length=MAX_NODES)),
+        loss=(loss | None, None),
+        optimizer=(optimizer, default_optimizer),
+        data=(data | None, None),
+    )
+
+
+def _normalise_graph(spec: SpecBase) -> SpecBase:
+    """Fill node names and inputs; check names, references and acyclicity."""
+    inputs = list(spec.inputs) if spec.inputs is not None else ["x"]
+    taken = set(inputs) | {n.name for n in spec.nodes if n.name is not None}
+    counts: dict[str, int] = {}
+    nodes: list[LayerConfig] = []
+    seen: set[str] = set(inputs)
+    previous: str | None = inputs[0] if len(inputs) == 1 else None
+    for index, node in enumerate(spec.nodes):
+        name = node.name
+        if name is None:
+            base = node.type.lower()
+            while True:
+                counts[base] = counts.get(base, 0) + 1
+                name = f"{base}{counts[base]}"
+                if name not in taken:
+                    break
+            taken.add(name)
+        elif name in seen:
+            raise ValueError(f"nodes[{index}]: duplicate node name {name!r}")
+        node_inputs = node.inputs
+        if node_inputs is None:
+            if previous is None:
+                raise ValueError(f"node {name!r} must name its inputs: the network has several inputs")
+            node_inputs = [previous]
+        nodes.append(node.model_copy(update={"name": name, "inputs": list(node_inputs)}))
+        seen.add(name)
+        previous = name
+    known = set(inputs) | {n.name for n in nodes}
+    for node in nodes:
+        for ref in node.inputs:
+            if ref not in known:
+                raise ValueError(f"node {node.name!r} takes input {ref!r}, which is no node or network input")
+    _check_acyclic(nodes)
+    outputs = spec.outputs if spec.outputs is not None else [nodes[-1].name]
+    for out in outputs:
+        if out not in known:
+            raise ValueError(f"output {out!r} is no node or network input")
+    loss = spec.loss
+    if loss is not None:
+        loss = loss.model_copy(update={"name": loss.name or "loss", "inputs": loss.inputs or [outputs[0]]})
+        for ref in loss.inputs:
+            if ref not in known:
+                raise ValueError(f"loss takes input {ref!r}, which is no node or network input")
+    object.__setattr__(spec, "nodes", nodes)
+    object.__setattr__(spec, "outputs", list(outputs))
+    object.__setattr__(spec, "loss", loss)
+    return spec
+
+
+def _check_acyclic(nodes: list[LayerConfig]) -> None:
+    edges = {n.name: list(n.inputs or []) for n in nodes}
+    colour: dict[str, int] = {}  # 1 = on the current path, 2 = finished
+    for start in edges:
+        if start in colour:
+            continue
+        colour[start] = 1
+        stack = [(start, iter(edges[start]))]
+        while stack:
+            name, children = stack[-1]
+            child = next(children, None)
+            if child is None:
+                colour[name] = 2
+                stack.pop()
+            elif child in edges and colour.get(child) == 1:
+                path = [n for n, _ in stack]
+                cycle = path[path.index(child):] + [child]
+                raise ValueError(f"the nodes form a cycle: {' -> '.join(reversed(cycle))}")
+            elif child in edges and child not in colour:
+                colour[child] = 1
+                stack.append((child, iter(edges[child])))
+
+
+def topological_order(nodes: list[LayerConfig], inputs: list[str]) -> list[LayerConfig]:
+    """Nodes ordered so that every node comes after its inputs (stable for chains)."""
+    by_name = {n.name: n for n in nodes}
+    done: set[str] = set(inputs)
+    order: list[LayerConfig] = []
+
+    def visit(name: str) -> None:
+        stack = [name]
+        while stack:
+            current = stack[-1]
+            pending = [i for i in by_name[current].inputs if i not in done and i in by_name]
+            if pending:
+                stack.append(pending[0])
+                continue
+            stack.pop()
+            if current not in done:
+                done.add(current)
+                order.append(by_name[current])
+
+    for node in nodes:
+        if node.name not in done:
+            visit(node.name)
+    return order

@@ -1,0 +1,123 @@
+"""Checkpoints: bit-identical round trips, the stored spec alone rebuilds the network,
+damaged or foreign files give one CheckpointError."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import msgpack
+import numpy as np
+import pytest
+
+import nnkit
+from nnkit import ckptfile
+
+from .conftest import EXAMPLES
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[nnkit.Runner, Path]:
+    runner = nnkit.Runner.from_file(EXAMPLES / "spiral.toml", epochs=20)
+    runner.fit()
+    path = tmp_path_factory.mktemp("ckpt") / "spiral.nnk"
+    runner.save(path)
+    return runner, path
+
+
+def test_load_is_bit_identical_for_predictions_params_and_grads(trained) -> None:
+    runner, path = trained
+    loaded = nnkit.load(path)
+    x = runner.data.x
+    assert np.array_equal(loaded.predict(x), runner.predict(x))
+    assert loaded.params.keys() == runner.network.params.keys()
+    for name in runner.network.params:
+        assert np.array_equal(loaded.params[name], runner.network.params[name])
+        assert np.array_equal(loaded.grads[name], runner.network.grads[name])
+        assert np.any(loaded.grads[name] != 0), "the saved grads are the last step's, not zeros"
+
+
+def test_loaded_arrays_are_writable(trained) -> None:
+    loaded = nnkit.load(trained[1])
+    loaded.params["fc1.W"][0, 0] += 1.0
+    loaded.grads["fc1.W"][...] = 0.0
+
+
+def test_header_holds_spec_plugins_and_index(trained) -> None:
+    _, path = trained
+    header = ckptfile.CheckpointFile(path).header
+    assert header["format"] == "nnkit.checkpoint"
+    assert header["spec"]["nodes"][0]["name"] == "fc1"
+    assert header["plugins"]["Affine"] == {"distribution": "nnkit", "version": nnkit.__version__}
+    assert header["arrays"]["params/fc1.W"]["dtype"] == "<f8"
+    assert header["arrays"]["params/fc1.W"]["shape"] == [2, 10]
+    assert {"params/fc2.b", "grads/fc2.b"} <= set(header["arrays"])
+    assert header["progress"]["epoch"] == 20
+
+
+def test_the_whole_file_is_one_msgpack_stream_with_aligned_payloads(trained) -> None:
+    _, path = trained
+    opened = ckptfile.CheckpointFile(path)
+    with open(path, "rb") as f:
+        objects = list(msgpack.Unpacker(f, raw=False))
+    assert objects[0] == "nnkit-ckpt"
+    payloads = [o for o in objects if isinstance(o, bytes)]
+    assert len(payloads) == len(opened.index)
+    for entry in opened.index.values():
+        assert (opened.data_start + entry["offset"]) % ckptfile.ALIGN == 0
+
+
+def test_no_temp_file_is_left_behind(trained, tmp_path: Path) -> None:
+    runner, _ = trained
+    runner.save(tmp_path / "a.nnk")
+    runner.save(tmp_path / "a.nnk")
+    assert [p.name for p in tmp_path.iterdir()] == ["a.nnk"]
+
+
+@pytest.mark.parametrize(("damage", "message"), [
+    (lambda b: b"", "wrong magic"),
+    (lambda b: b"PK\x03\x04" + b[4:], "wrong magic"),
+    (lambda b: b[:-1], "truncated"),
+    (lambda b: b + b"\x00", "trailing bytes"),
+    (lambda b: b[:40], "truncated header"),
+    (lambda b: b[:-3] + bytes([b[-3] ^ 0xFF]) + b[-2:], "checksum mismatch"),
+])
+def test_damaged_files_raise_checkpoint_error(trained, tmp_path: Path, damage, message: str) -> None:
+    bad = tmp_path / "bad.nnk"
+    bad.write_bytes(damage(trained[1].read_bytes()))
+    with pytest.raises(nnkit.CheckpointError, match=message) as info:
+        nnkit.load(bad)
+    assert str(bad) in str(info.value)
+
+
+def test_extension_types_are_refused(tmp_path: Path) -> None:
+    path = tmp_path / "ext.nnk"
+    path.write_bytes(ckptfile.MAGIC + msgpack.packb({"format": msgpack.ExtType(1, b"x")}))
+    with pytest.raises(nnkit.CheckpointError, match="extension type"):
+        nnkit.load(path)
+
+
+def test_newer_format_versions_are_refused(tmp_path: Path) -> None:
+    path = tmp_path / "new.nnk"
+    path.write_bytes(ckptfile.MAGIC + msgpack.packb({"format": "nnkit.checkpoint", "format_version": 99}))
+    with pytest.raises(nnkit.CheckpointError, match="newer than this nnkit reads"):
+        nnkit.load(path)
+
+
+def test_missing_file() -> None:
+    with pytest.raises(nnkit.CheckpointError, match="no such file"):
+        nnkit.load("does-not-exist.nnk")
+
+
+def test_a_missing_layer_type_names_the_plugin_to_install(trained, tmp_path: Path) -> None:
+    opened = ckptfile.CheckpointFile(trained[1])
+    header = dict(opened.header)
+    header.pop("arrays")
+    header["spec"] = {**header["spec"], "nodes": [{**header["spec"]["nodes"][0], "type": "TimeAffine"},
+                                                   *header["spec"]["nodes"][1:]]}
+    header["plugins"] = {**header["plugins"], "TimeAffine": {"distribution": "nnkit-rnn", "version": "0.1.0"}}
+    arrays = {name: np.array(opened.array(name)) for name in opened.names()}
+    path = tmp_path / "rnn.nnk"
+    ckptfile.write(path, header, arrays)
+    with pytest.raises(nnkit.CheckpointError,
+                       match=r"node 'fc1' uses layer type 'TimeAffine'.*nnkit-rnn 0.1.0: pip install nnkit-rnn"):
+        nnkit.load(path)

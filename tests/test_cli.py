@@ -1,0 +1,99 @@
+"""The `nnkit` command: each subcommand, and one-line errors with a non-zero exit."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from nnkit.cli import main
+
+from .conftest import EXAMPLES, ROOT
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("cli") / "spiral.nnk"
+    assert main(["train", str(EXAMPLES / "spiral.toml"), "--epochs", "5", "--out", str(path), "--quiet"]) == 0
+    return path
+
+
+def test_train_prints_progress_and_the_final_result(tmp_path: Path, capsys) -> None:
+    out = tmp_path / "s.nnk"
+    assert main(["train", str(EXAMPLES / "spiral.toml"), "--epochs", "20", "--out", str(out)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("epoch  2/20  loss ")
+    assert lines[-2].startswith("final: loss ") and "accuracy" in lines[-2]
+    assert lines[-1] == f"saved {out}"
+    assert out.exists()
+
+
+def test_predict_writes_probabilities_and_classes(checkpoint: Path, tmp_path: Path, capsys) -> None:
+    x = np.array([[0.1, 0.2], [-0.5, 0.3], [0.0, -0.4]])
+    np.save(tmp_path / "x.npy", x)
+    np.savetxt(tmp_path / "x.csv", x, delimiter=",")
+    args = ["predict", str(checkpoint), "--input", str(tmp_path / "x.npy"), "--output", str(tmp_path / "y.npy")]
+    assert main(args) == 0
+    y = np.load(tmp_path / "y.npy")
+    assert y.shape == (3, 3) and np.allclose(y.sum(axis=1), 1.0)
+    assert main(["predict", str(checkpoint), "--input", str(tmp_path / "x.csv"), "--classes"]) == 0
+    labels = [int(v) for v in capsys.readouterr().out.split()]
+    assert labels == list(y.argmax(axis=1))
+
+
+def test_evaluate_json(checkpoint: Path, capsys) -> None:
+    assert main(["evaluate", str(checkpoint), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert set(result) >= {"loss", "accuracy"} and 0 <= result["accuracy"] <= 1
+
+
+def test_plugins_lists_the_built_ins(capsys) -> None:
+    assert main(["plugins"]) == 0
+    out = capsys.readouterr().out
+    assert "nnkit.layers" in out and "Affine" in out and "SoftmaxWithLoss" in out
+    assert main(["plugins", "--json"]) == 0
+    plugins = json.loads(capsys.readouterr().out)
+    layers = next(p for p in plugins if p["name"] == "nnkit.layers")
+    assert layers["distribution"] == "nnkit" and "Embedding" in layers["layers"] and layers["error"] is None
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["train", "missing.toml"], "missing.toml: no such file"),
+    (["evaluate", str(EXAMPLES / "spiral.toml")], "not an nnkit checkpoint"),
+    (["predict", "missing.nnk", "--input", "x.npy"], "missing.nnk: no such file"),
+])
+def test_errors_are_one_line_without_traceback(args: list[str], message: str, capsys) -> None:
+    assert main(args) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err and "Traceback" not in err
+
+
+def test_unknown_layer_error_names_the_closest(tmp_path: Path, capsys) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text((EXAMPLES / "spiral.toml").read_text().replace('"Sigmoid"', '"Sigmod"'))
+    assert main(["train", str(bad)]) == 1
+    assert "nodes.act1: unknown layer type 'Sigmod'; did you mean 'Sigmoid'" in capsys.readouterr().err
+
+
+def test_the_console_script_runs_as_a_new_user_would(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "nnkit.cli", "train", str(EXAMPLES / "spiral.toml"), "--epochs", "2", "--quiet"],
+        capture_output=True, text=True, cwd=tmp_path, check=False)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("final: loss ")
+    bad = subprocess.run([sys.executable, "-m", "nnkit.cli", "evaluate", "nothing.nnk"],
+                         capture_output=True, text=True, cwd=tmp_path, check=False)
+    assert bad.returncode == 1 and bad.stderr == "nnkit: error: nothing.nnk: no such file\n"
+
+
+def test_committed_schema_is_up_to_date() -> None:
+    from nnkit.plugins import load_registry
+    from nnkit.schema import model_schema_text
+
+    committed = (ROOT / "schemas" / "model.schema.json").read_text()
+    assert committed == model_schema_text(load_registry(entry_points=False)), \
+        "schemas/model.schema.json is stale: run NNKIT_LOAD_PLUGINS=none nnkit schema --out schemas/model.schema.json"
