@@ -156,7 +156,7 @@ class Checkpoint:
         if info and info.get("type") != optimizer.config.type:
             raise CheckpointError(
                 f"{self.path}: stored optimizer is {info.get('type')!r}, not {optimizer.config.type!r}")
-        optimizer.load_state_arrays(list(network.params), arrays)
+        optimizer.load_state_arrays(list(network.params), arrays, list(network.params.values()))
         optimizer.iterations = int(info.get("iterations", 0))
         rngs = {name: self._rng(name) for name in (self.header.get("rng") or {}) if name != "network"}
         rngs["network"] = network.rng

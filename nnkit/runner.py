@@ -126,6 +126,8 @@ class Runner:
         params, grads = list(net.params.values()), list(net.grads.values())
         shuffle = self.state.rngs["shuffle"]
         every = self.spec.train.log_every or max(1, target // 10)
+        max_grad = self.spec.train.max_grad
+        optimizer.total_steps = target * steps
         progress = self.state.progress
         while progress["epoch"] < target:
             order = shuffle.permutation(n)
@@ -135,6 +137,8 @@ class Runner:
                 tb = t[idx]
                 total_loss += net.loss(x[idx], tb, train=True)
                 net.backward()
+                if max_grad is not None:
+                    clip_grads(grads, max_grad)
                 optimizer.update(params, grads)
                 correct += accuracy(net.loss_layer.predict(net.values[net.spec.loss.inputs[0]]), tb)
             progress["epoch"] += 1
@@ -174,6 +178,17 @@ class Runner:
     def save(self, path: str | Path) -> None:
         """Write the network, grads, optimizer and RNG state and progress to `path`."""
         save(path, self.network, self.state, registry=self.registry)
+
+
+def clip_grads(grads: list[np.ndarray], max_grad: float) -> float:
+    """Scale all grads in place by max_grad / (norm + 1e-6) when their global L2 norm exceeds
+    max_grad (the book's rule); returns the norm before clipping."""
+    norm = float(np.sqrt(sum(float(np.vdot(g, g)) for g in grads)))
+    rate = max_grad / (norm + 1e-6)
+    if rate < 1:
+        for g in grads:
+            g *= g.dtype.type(rate)
+    return norm
 
 
 def _optimizer_for(spec: SpecBase, registry: Registry) -> Optimizer:

@@ -40,6 +40,8 @@ class TrainSpec(_Strict):
     batch_size: int = Field(default=32, ge=1, le=MAX_INT)
     seed: int = Field(default=0, ge=0, le=2**63 - 1)  # seeds data, init and shuffling
     log_every: int | None = Field(default=None, ge=1, le=10_000_000)  # epochs; None = ~10 lines
+    # Global-norm clipping, the book's `max_grad`: scale all grads by max_grad / (norm + 1e-6).
+    max_grad: float | None = Field(default=None, gt=0, le=1e12)
 
 
 class SpecBase(_Strict):
