@@ -2,7 +2,7 @@
 msgpack checkpoints. This module is the public API; everything else may change.
 """
 
-from nnkit.checkpoint import Checkpoint, TrainingState, load, save
+from nnkit.checkpoint import Checkpoint, LoadReport, TrainingState, inspect, load, load_into, save
 from nnkit.config import Config
 from nnkit.datasets import Data, Dataset
 from nnkit.errors import CheckpointError, DataError, ModelFileError, NnkitError, PluginError
@@ -18,8 +18,8 @@ from nnkit.version import __version__
 
 __all__ = [
     "Checkpoint", "CheckpointError", "Config", "Data", "DataError", "Dataset", "Layer",
-    "LayerConfig", "LossLayer", "ModelFileError", "Network", "NnkitError", "Optimizer",
+    "LayerConfig", "LoadReport", "LossLayer", "ModelFileError", "Network", "NnkitError", "Optimizer",
     "PluginError", "PluginInfo", "Registry", "Runner", "TrainingState", "__version__",
-    "get_registry", "hookimpl", "load", "load_registry", "read_model_file", "save",
+    "get_registry", "hookimpl", "inspect", "load", "load_into", "load_registry", "read_model_file", "save",
     "validate_spec",
 ]

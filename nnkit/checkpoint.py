@@ -1,13 +1,16 @@
 """Saving and loading networks and training state through the checkpoint container.
 
 Structure lives in the spec, numbers live in the arrays: loading validates the stored
-spec, builds the network from it, then fills the params and grads by name. Array names:
-`params/<node>.<param>`, `grads/<node>.<param>`, `optimizer/<node>.<param>/<slot>`.
+spec, builds the network from it (without drawing initial weights), then fills the
+params and grads by name. Array names: `params/<node>.<param>`, `grads/<node>.<param>`,
+`optimizer/<node>.<param>/<slot>`, and `progress/order` (the shuffled order of an
+unfinished epoch).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from nnkit import ckptfile
+from nnkit.ckptheader import FORMAT, FORMAT_VERSION, Header
 from nnkit.errors import CheckpointError, ModelFileError
 from nnkit.graph import Network
 from nnkit.modelfile import validate_spec
@@ -31,7 +35,23 @@ class TrainingState:
 
     optimizer: Optimizer | None = None
     rngs: dict[str, np.random.Generator] = field(default_factory=dict)
-    progress: dict[str, Any] = field(default_factory=dict)  # epoch, step, history, ...
+    #: epoch, step, position, history, callbacks: see `nnkit.ckptheader.Progress`.
+    progress: dict[str, Any] = field(default_factory=dict)
+    order: np.ndarray | None = None  # the unfinished epoch's shuffled order
+    created: str | None = None  # when the run's first checkpoint was written
+
+
+@dataclass
+class LoadReport:
+    """What did not fit when loading into an existing network with `strict=False`."""
+
+    missing: list[str] = field(default_factory=list)  # in the network, not in the file
+    unexpected: list[str] = field(default_factory=list)  # in the file, not in the network
+    mismatched: list[str] = field(default_factory=list)  # "name: file dtype shape vs network dtype shape"
+
+    @property
+    def ok(self) -> bool:
+        return not (self.missing or self.unexpected or self.mismatched)
 
 
 def plugin_lock(network: Network, registry: Registry) -> dict[str, dict[str, str]]:
@@ -45,130 +65,231 @@ def plugin_lock(network: Network, registry: Registry) -> dict[str, dict[str, str
 
 
 def save(path: str | Path, network: Network, state: TrainingState | None = None,
-         *, registry: Registry | None = None) -> None:
-    """Write `network` (spec, params, grads) and optional training state to `path`, atomically."""
+         *, grads: bool = True, registry: Registry | None = None) -> None:
+    """Write `network` (spec, params, grads) and optional training state to `path`, atomically.
+
+    grads=False writes the params only (an export for inference); such a file loads with
+    `load(path, grads=False)`.
+    """
     registry = registry or get_registry()
     state = state or TrainingState()
     arrays: dict[str, np.ndarray] = {}
     for name, param in network.params.items():
         arrays[f"params/{name}"] = param
-    for name, grad in network.grads.items():
-        arrays[f"grads/{name}"] = grad
+    if grads:
+        for name, grad in network.grads.items():
+            arrays[f"grads/{name}"] = grad
+    if state.created is None:
+        state.created = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
     header: dict[str, Any] = {
-        "format": ckptfile.FORMAT,
-        "format_version": ckptfile.FORMAT_VERSION,
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
         "nnkit_version": __version__,
-        "created": state.progress.get("created") or dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "created": state.created,
         "spec": network.spec.to_dict(),
         "plugins": plugin_lock(network, registry),
-        "progress": {k: v for k, v in state.progress.items() if k != "created"},
+        "progress": state.progress,
         "rng": {name: state_to_data(g) for name, g in state.rngs.items()},
     }
     if state.optimizer is not None:
-        names = list(network.params)
         header["optimizer"] = {"type": state.optimizer.config.type, "iterations": state.optimizer.iterations}
-        for key, value in state.optimizer.state_arrays(names).items():
+        for key, value in state.optimizer.state_arrays(list(network.params)).items():
             arrays[f"optimizer/{key}"] = value
+    if state.order is not None and state.progress.get("position"):
+        arrays["progress/order"] = state.order
     ckptfile.write(path, header, arrays)
 
 
 class Checkpoint:
-    """An opened checkpoint: header fields, the rebuilt network, and its training state."""
+    """An opened checkpoint: its header, the network it rebuilds, and its training state."""
 
-    def __init__(self, path: str | Path, registry: Registry | None = None) -> None:
-        self.file = ckptfile.CheckpointFile(path)
+    def __init__(self, path: str | Path, registry: Registry | None = None, *, writable: bool = False) -> None:
+        self.file = ckptfile.CheckpointFile(path, writable=writable)
         self.path = self.file.path
-        self.header = self.file.header
+        self.header: Header = self.file.header
         self.registry = registry or get_registry()
 
     def close(self) -> None:
         self.file.close()
 
-    @property
-    def spec_data(self) -> dict[str, Any]:
-        spec = self.header.get("spec")
-        if not isinstance(spec, dict):
-            raise CheckpointError(f"{self.path}: the header holds no model spec")
-        return spec
+    def __enter__(self) -> Checkpoint:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def check_plugins(self) -> None:
         """Fail with one clear error if a layer type the checkpoint uses is not installed."""
-        lock = self.header.get("plugins") if isinstance(self.header.get("plugins"), dict) else {}
-        nodes = self.spec_data.get("nodes") if isinstance(self.spec_data.get("nodes"), list) else []
-        loss = self.spec_data.get("loss")
-        for node in [*nodes, loss]:
+        spec = self.header.spec
+        nodes = spec.get("nodes") if isinstance(spec.get("nodes"), list) else []
+        for node in [*nodes, spec.get("loss")]:
             if not isinstance(node, dict) or not isinstance(node.get("type"), str):
                 continue
             kind = node["type"]
             if self.registry.find("layer", kind) is not None:
                 continue
-            origin = lock.get(kind)
+            origin = self.header.plugins.get(kind)
             provided = ""
-            if isinstance(origin, dict) and isinstance(origin.get("distribution"), str):
-                dist = origin["distribution"]
-                provided = f"; it was provided by {dist} {origin.get('version', '?')}: pip install {dist}"
+            if origin is not None:
+                provided = (f"; it was provided by {origin.distribution} {origin.version}: "
+                            f"pip install {origin.distribution}")
             close = self.registry.closest("layer", kind)
             hint = f"; closest installed: {', '.join(close)}" if close else ""
             raise CheckpointError(
                 f"{self.path}: node {node.get('name')!r} uses layer type {kind!r}, "
                 f"which no installed plugin provides{provided}{hint}")
 
-    def network(self, *, grads: bool = True) -> Network:
-        """Build the network from the stored spec and fill its params (and grads)."""
+    def build(self, *, views: bool = False) -> Network:
+        """The network the stored spec describes, params not yet filled (stand-ins if `views`)."""
         self.check_plugins()
         try:
-            spec = validate_spec(self.spec_data, f"{self.path} (stored spec)", self.registry)
-            # Building draws initial weights; a throwaway generator keeps the stored one untouched.
-            network = Network(spec, rng=np.random.default_rng(0), registry=self.registry, source=str(self.path))
+            spec = validate_spec(self.header.spec, f"{self.path} (stored spec)", self.registry)
+            network = Network(spec, rng=np.random.default_rng(0), registry=self.registry,
+                              source=str(self.path), skip_init="views" if views else True)
         except ModelFileError as exc:
             raise CheckpointError(str(exc)) from None
-        network.use_rng(self._rng("network"))
-        self._fill("params", network.params)
-        if grads:
-            self._fill("grads", network.grads)
+        network.use_rng(self.rng("network"))
         return network
 
-    def _fill(self, section: str, targets: dict[str, np.ndarray]) -> None:
-        stored = {n.split("/", 1)[1] for n in self.file.names() if n.startswith(section + "/")}
-        missing, unexpected = sorted(set(targets) - stored), sorted(stored - set(targets))
-        if missing or unexpected:
-            raise CheckpointError(
-                f"{self.path}: {section} do not match the spec (missing {missing}, unexpected {unexpected})")
-        for name, target in targets.items():
-            array = self.file.array(f"{section}/{name}")
-            if array.shape != target.shape or array.dtype != target.dtype:
-                raise CheckpointError(
-                    f"{self.path}: {section}/{name} is {array.dtype} {array.shape}; "
-                    f"the spec builds {target.dtype} {target.shape}")
-            target[...] = array
+    def network(self, *, grads: bool = True, mmap: bool = False, verify: bool = True) -> Network:
+        """Build the network from the stored spec and fill its params (and grads).
 
-    def _rng(self, name: str) -> np.random.Generator:
-        data = (self.header.get("rng") or {}).get(name) if isinstance(self.header.get("rng"), dict) else None
-        if data is None:
+        mmap=True makes the arrays copy-on-write views of the file (open the checkpoint
+        `writable`): nothing is copied until written. Otherwise they are copied in.
+        verify=False skips the CRC-32 checks (the layout is checked all the same).
+        """
+        network = self.build(views=mmap)
+        for section in ("params", "grads"):
+            targets = getattr(network, section)
+            if section == "grads" and not grads:
+                if mmap:
+                    network.replace_arrays(grads={n: np.zeros(a.shape, a.dtype) for n, a in targets.items()})
+                continue
+            report = self._compare(section, targets)
+            if not report.ok:
+                raise CheckpointError(f"{self.path}: {section} do not match the stored spec: {_describe(report)}")
+            names = [f"{section}/{name}" for name in targets]
+            if mmap:
+                arrays = self.file.arrays(names, verify=verify)
+                network.replace_arrays(**{section: {n.split("/", 1)[1]: a for n, a in arrays.items()}})
+            else:
+                self.file.arrays(names, verify=verify, into={f"{section}/{n}": a for n, a in targets.items()})
+        return network
+
+    def load_into(self, network: Network, *, strict: bool = True, grads: bool = True) -> LoadReport:
+        """Copy stored params (and grads) into `network` by name.
+
+        strict: any missing, unexpected or mis-shaped name raises one CheckpointError listing
+        them all, and nothing is copied. Otherwise what fits is copied and the rest reported.
+        """
+        report = LoadReport()
+        for section in ("params", "grads") if grads else ("params",):
+            part = self._compare(section, getattr(network, section))
+            report.missing += part.missing
+            report.unexpected += part.unexpected
+            report.mismatched += part.mismatched
+        if strict and not report.ok:
+            raise CheckpointError(f"{self.path}: does not fit the network: {_describe(report)}")
+        skip = {m.split(":", 1)[0] for m in report.mismatched}
+        for section in ("params", "grads") if grads else ("params",):
+            for name, target in getattr(network, section).items():
+                key = f"{section}/{name}"
+                if key in self.file.index and key not in skip:
+                    target[...] = self.file.array(key)
+        return report
+
+    def _compare(self, section: str, targets: dict[str, np.ndarray]) -> LoadReport:
+        stored = {n.split("/", 1)[1]: self.file.index[n] for n in self.file.names(section + "/")}
+        report = LoadReport(
+            missing=[f"{section}/{n}" for n in targets if n not in stored],
+            unexpected=[f"{section}/{n}" for n in stored if n not in targets],
+        )
+        for name, target in targets.items():
+            entry = stored.get(name)
+            if entry is not None and (tuple(entry.shape) != target.shape or np.dtype(entry.dtype) != target.dtype):
+                report.mismatched.append(f"{section}/{name}: file {np.dtype(entry.dtype)} {tuple(entry.shape)} "
+                                         f"vs network {target.dtype} {target.shape}")
+        return report
+
+    def rng(self, name: str) -> np.random.Generator:
+        """The stored generator `name`, or a fixed fresh one when the file holds none."""
+        state = self.header.rng.get(name)
+        if state is None:
             return np.random.default_rng(0)
-        return state_from_data(data, f"{self.path}: rng.{name}")
+        return state_from_data(state.model_dump(), f"{self.path}: rng.{name}")
 
     def training_state(self, network: Network, optimizer: Optimizer) -> TrainingState:
         """The stored optimizer state loaded into `optimizer`, the RNGs and the progress."""
+        info = self.header.optimizer
+        if info is not None and info.type != optimizer.config.type:
+            raise CheckpointError(f"{self.path}: stored optimizer is {info.type!r}, not {optimizer.config.type!r}")
         prefix = "optimizer/"
-        arrays = {n[len(prefix):]: np.array(self.file.array(n)) for n in self.file.names() if n.startswith(prefix)}
-        info = self.header.get("optimizer") or {}
-        if info and info.get("type") != optimizer.config.type:
-            raise CheckpointError(
-                f"{self.path}: stored optimizer is {info.get('type')!r}, not {optimizer.config.type!r}")
-        optimizer.load_state_arrays(list(network.params), arrays, list(network.params.values()))
-        optimizer.iterations = int(info.get("iterations", 0))
-        rngs = {name: self._rng(name) for name in (self.header.get("rng") or {}) if name != "network"}
-        rngs["network"] = network.rng
-        progress = dict(self.header.get("progress") or {})
-        progress["created"] = self.header.get("created")
-        return TrainingState(optimizer, rngs, progress)
+        arrays = {n[len(prefix):]: self.file.array(n) for n in self.file.names(prefix)}
+        try:
+            optimizer.load_state_arrays(list(network.params), arrays, list(network.params.values()))
+        except (KeyError, ValueError) as exc:
+            raise CheckpointError(f"{self.path}: optimizer state does not fit the network ({exc})") from None
+        optimizer.iterations = info.iterations if info is not None else 0
+        # The stored order, so that a re-save writes the same bytes.
+        rngs = {name: network.rng if name == "network" else self.rng(name) for name in self.header.rng}
+        rngs.setdefault("network", network.rng)
+        progress = self.header.progress.model_dump()
+        order = None
+        if progress["position"]:
+            if "progress/order" not in self.file.index:
+                raise CheckpointError(f"{self.path}: an unfinished epoch without its order")
+            order = np.array(self.file.array("progress/order"))
+        return TrainingState(optimizer, rngs, progress, order, self.header.created)
 
 
-def load(path: str | Path, *, grads: bool = True, registry: Registry | None = None) -> Network:
-    """The network stored at `path`, built from its spec alone, with params and grads filled."""
-    checkpoint = Checkpoint(path, registry)
+def _describe(report: LoadReport) -> str:
+    parts = []
+    for label, names in (("missing", report.missing), ("unexpected", report.unexpected),
+                         ("mismatched", report.mismatched)):
+        if names:
+            parts.append(f"{label}: {', '.join(names)}")
+    return "; ".join(parts)
+
+
+def load(path: str | Path, *, grads: bool = True, mmap: bool = False, verify: bool = True,
+         registry: Registry | None = None) -> Network:
+    """The network stored at `path`, built from its spec alone, with params and grads filled.
+
+    mmap: arrays are copy-on-write views of the file: pages are read when touched and
+    copied only when written. grads=False: only the params' bytes are read; grads start
+    at zero. verify=False: skip the CRC-32 checks, for speed on trusted storage.
+    """
+    checkpoint = Checkpoint(path, registry, writable=mmap)
     try:
-        return checkpoint.network(grads=grads)
+        return checkpoint.network(grads=grads, mmap=mmap, verify=verify)
     finally:
         checkpoint.close()
+
+
+def load_into(network: Network, path: str | Path, *, strict: bool = True, grads: bool = True) -> LoadReport:
+    """Copy the params (and grads) stored at `path` into an existing `network`, by name."""
+    with Checkpoint(path) as checkpoint:
+        return checkpoint.load_into(network, strict=strict, grads=grads)
+
+
+def inspect(path: str | Path) -> dict[str, Any]:
+    """What `nnkit inspect` shows: a summary of the header alone (no array is read)."""
+    with ckptfile.CheckpointFile(path) as opened:
+        h = opened.header
+    nodes = [n for n in h.spec.get("nodes", []) if isinstance(n, dict)]
+    loss = h.spec.get("loss") if isinstance(h.spec.get("loss"), dict) else None
+    summary = " → ".join(f"{n.get('name')}:{n.get('type')}" for n in nodes)
+    if loss:
+        summary += f" + {loss.get('type')}"
+    return {
+        "path": str(path), "format_version": h.format_version, "nnkit_version": h.nnkit_version,
+        "created": h.created, "nodes": [{"name": n.get("name"), "type": n.get("type")} for n in nodes],
+        "nodes_summary": summary, "dtype": h.spec.get("dtype"),
+        "param_count": sum(math.prod(e.shape) for k, e in h.arrays.items() if k.startswith("params/")),
+        "plugins": {t: p.model_dump() for t, p in h.plugins.items()},
+        "optimizer": h.optimizer.model_dump() if h.optimizer else None,
+        "progress": {"epoch": h.progress.epoch, "step": h.progress.step, "position": h.progress.position,
+                     "last": h.progress.history[-1] if h.progress.history else None},
+        "arrays": [{"name": k, "dtype": str(np.dtype(e.dtype)), "shape": e.shape, "bytes": e.length}
+                   for k, e in h.arrays.items()],
+    }

@@ -14,16 +14,19 @@ from pathlib import Path
 import numpy as np
 
 from nnkit.arrays import read_array, write_array
+from nnkit.checkpoint import inspect
 from nnkit.errors import NnkitError
+from nnkit.modelfile import read_model_file
 from nnkit.plugins import get_registry
-from nnkit.runner import Runner
-from nnkit.schema import model_schema_text
+from nnkit.runner import Runner, with_overrides
+from nnkit.schema import checkpoint_header_schema, model_schema, schema_text
 from nnkit.version import __version__
 
 
 def _train(args: argparse.Namespace) -> int:
     if args.resume:
-        runner = Runner.from_checkpoint(args.resume, epochs=args.epochs)
+        spec = with_overrides(read_model_file(args.model), seed=args.seed) if args.model else None
+        runner = Runner.from_checkpoint(args.resume, epochs=args.epochs, spec=spec)
     else:
         runner = Runner.from_file(args.model, epochs=args.epochs, seed=args.seed)
     runner.fit(log=None if args.quiet else print)
@@ -54,6 +57,26 @@ def _evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _inspect(args: argparse.Namespace) -> int:
+    info = inspect(args.checkpoint)
+    if args.json:
+        print(json.dumps(info, indent=2))
+        return 0
+    print(f"{info['path']}: nnkit checkpoint v{info['format_version']} "
+          f"(nnkit {info['nnkit_version']}, created {info['created']})")
+    print(f"network: {info['nodes_summary']}; {info['param_count']} params")
+    progress = info["progress"]
+    last = progress["last"] or {}
+    metrics = "  ".join(f"{k} {v:.4f}" for k, v in last.items() if k != "epoch" and isinstance(v, float))
+    print(f"progress: epoch {progress['epoch']}, step {progress['step']}" + (f"; {metrics}" if metrics else ""))
+    if info["optimizer"]:
+        print(f"optimizer: {info['optimizer']['type']} after {info['optimizer']['iterations']} updates")
+    print("plugins: " + ", ".join(f"{t} ({p['distribution']} {p['version']})" for t, p in info["plugins"].items()))
+    for a in info["arrays"]:
+        print(f"  {a['name']:<40} {a['dtype']:<8} {tuple(a['shape'])}")
+    return 0
+
+
 def _plugins(args: argparse.Namespace) -> int:
     plugins = [p.to_dict() for p in get_registry().plugins]
     if args.json:
@@ -70,7 +93,10 @@ def _plugins(args: argparse.Namespace) -> int:
 
 
 def _schema(args: argparse.Namespace) -> int:
-    text = model_schema_text(get_registry())
+    if args.kind == "checkpoint":
+        text = schema_text(checkpoint_header_schema())
+    else:
+        text = schema_text(model_schema(get_registry()))
     if args.out in (None, "-"):
         sys.stdout.write(text)
         return 0
@@ -108,12 +134,18 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--json", action="store_true", help="print one JSON object")
     evaluate.set_defaults(run=_evaluate)
 
+    inspect = sub.add_parser("inspect", help="what a checkpoint holds (reads the header only)")
+    inspect.add_argument("checkpoint")
+    inspect.add_argument("--json", action="store_true", help="print JSON")
+    inspect.set_defaults(run=_inspect)
+
     plugins = sub.add_parser("plugins", help="list plugins and what they provide")
     plugins.add_argument("--json", action="store_true", help="print JSON")
     plugins.set_defaults(run=_plugins)
 
-    schema = sub.add_parser("schema", help="JSON Schema of model files, for editors")
-    schema.add_argument("--out", help="write here (default: stdout); nnkit's copy is schemas/model.schema.json")
+    schema = sub.add_parser("schema", help="JSON Schema of model files (for editors) or checkpoint headers")
+    schema.add_argument("kind", nargs="?", choices=("model", "checkpoint"), default="model")
+    schema.add_argument("--out", help="write here (default: stdout); nnkit's copies are in schemas/")
     schema.set_defaults(run=_schema)
     return parser
 

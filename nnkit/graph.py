@@ -7,6 +7,7 @@ Params and grads are exposed as mappings from stable names (`"<node>.<param>"`, 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Literal
 
 import numpy as np
 
@@ -29,7 +30,10 @@ class Network:
         rng: np.random.Generator,
         registry: Registry | None = None,
         source: str = "<spec>",
+        skip_init: bool | Literal["views"] = False,
     ) -> None:
+        """`skip_init` leaves params uninitialised (True) or as stand-ins ("views") for a
+        network about to be filled from a file."""
         if spec.inputs is None:
             raise ModelFileError(f"{source}: the network's input shapes are unknown; declare [inputs]")
         registry = registry or get_registry()
@@ -42,22 +46,40 @@ class Network:
         self.order = topological_order(spec.nodes, self.input_names)
         self.layers: dict[str, Layer] = {}
         for node in self.order:
-            self.layers[node.name] = layer = _build(registry, node, shapes, rng, self.dtype, source)
+            self.layers[node.name] = layer = _build(registry, node, shapes, rng, self.dtype, source, skip_init)
             shapes[node.name] = layer.output_shape
         self.shapes = shapes
         self.outputs = list(spec.outputs or [])
         self.loss_layer: LossLayer | None = None
         if spec.loss is not None:
-            layer = _build(registry, spec.loss, shapes, rng, self.dtype, source)
+            layer = _build(registry, spec.loss, shapes, rng, self.dtype, source, skip_init)
             if not isinstance(layer, LossLayer):
                 raise ModelFileError(f"{source}: loss: {spec.loss.type} is not a loss layer")
             self.loss_layer = layer
+        self._index_params()
+
+    def _index_params(self) -> None:
         self.params: dict[str, np.ndarray] = {}
         self.grads: dict[str, np.ndarray] = {}
         for name, layer in self.layers.items():
             for pname, param, grad in zip(layer.param_names, layer.params, layer.grads):
                 self.params[f"{name}.{pname}"] = param
                 self.grads[f"{name}.{pname}"] = grad
+
+    def replace_arrays(self, params: Mapping[str, np.ndarray] | None = None,
+                       grads: Mapping[str, np.ndarray] | None = None) -> None:
+        """Make the named arrays the network's own (no copy); shapes and dtypes must match."""
+        for section, arrays in (("params", params), ("grads", grads)):
+            for key, array in (arrays or {}).items():
+                node, pname = key.rsplit(".", 1)
+                layer = self.layers[node]
+                i = layer.param_names.index(pname)
+                current = getattr(layer, section)[i]
+                if array.shape != current.shape or array.dtype != current.dtype:
+                    raise ValueError(f"{section} {key}: {array.dtype} {array.shape} does not fit "
+                                     f"{current.dtype} {current.shape}")
+                getattr(layer, section)[i] = array
+        self._index_params()
 
     def use_rng(self, rng: np.random.Generator) -> None:
         """Make every layer draw from `rng` (dropout masks); used when restoring a checkpoint."""
@@ -147,7 +169,7 @@ class Network:
 
 def _build(
     registry: Registry, node, shapes: dict[str, Shape], rng: np.random.Generator,  # type: ignore[no-untyped-def]
-    dtype: np.dtype, source: str,
+    dtype: np.dtype, source: str, skip_init: bool | Literal["views"],
 ) -> Layer:
     try:
         cls = registry.get("layer", node.type).cls
@@ -158,7 +180,7 @@ def _build(
         raise ModelFileError(
             f"{source}: node {node.name!r} ({node.type}) takes {cls.num_inputs} input(s), got {len(in_shapes)}")
     try:
-        return cls(node, in_shapes, rng=rng, dtype=dtype)
+        return cls(node, in_shapes, rng=rng, dtype=dtype, skip_init=skip_init)
     except ValueError as exc:
         shown = ", ".join(f"{i} {s}" for i, s in zip(node.inputs, in_shapes))
         raise ModelFileError(f"{source}: node {node.name!r} ({node.type}) with inputs {shown}: {exc}") from None

@@ -9,7 +9,8 @@ optimizer or a checkpoint holding them sees the new values without re-fetching.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from collections.abc import Callable
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 from pydantic import Field, field_validator
@@ -17,6 +18,8 @@ from pydantic import Field, field_validator
 from nnkit.config import Config
 
 Shape = tuple[int, ...]
+#: An initialiser: `init(rng, shape)` returns the initial values of a param.
+Init = Callable[[np.random.Generator, Shape], np.ndarray]
 
 NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
 
@@ -55,8 +58,10 @@ class Layer:
         *,
         rng: np.random.Generator,
         dtype: np.dtype | str = "float64",
+        skip_init: bool | Literal["views"] = False,
     ) -> None:
         self.config = config
+        self.skip_init = skip_init
         self.rng = rng
         self.dtype = np.dtype(dtype)
         self.params: list[np.ndarray] = []
@@ -65,9 +70,28 @@ class Layer:
         self.input_shapes = [tuple(s) for s in input_shapes]
         self.output_shape: Shape = tuple(self.build(*self.input_shapes))
 
-    def add_param(self, name: str, value: np.ndarray) -> np.ndarray:
-        """Add a param (cast to the layer's dtype) and its zeroed grad; returns the param."""
-        param = np.ascontiguousarray(value, dtype=self.dtype)
+    def add_param(self, name: str, shape: Shape, init: Init | None = None) -> np.ndarray:
+        """Add a param of `shape` in the layer's dtype, and its zeroed grad; returns the param.
+
+        `init(rng, shape)` draws the initial values (None = zeros). It is not called when
+        the network is built only to be filled from a checkpoint (`skip_init`: True
+        allocates uninitialised arrays, "views" read-only stand-ins to be replaced).
+        """
+        shape = tuple(shape)
+        if self.skip_init == "views":  # stand-ins, replaced by arrays mapped from a file
+            placeholder = np.broadcast_to(np.zeros((), dtype=self.dtype), shape)
+            self.params.append(placeholder)
+            self.grads.append(placeholder)
+            self.param_names.append(name)
+            return placeholder
+        if init is None:
+            param = np.zeros(shape, dtype=self.dtype)
+        elif self.skip_init:
+            param = np.empty(shape, dtype=self.dtype)
+        else:
+            param = np.ascontiguousarray(init(self.rng, shape), dtype=self.dtype)
+            if param.shape != shape:
+                raise ValueError(f"param {name!r}: init gave shape {param.shape}, not {shape}")
         self.params.append(param)
         self.grads.append(np.zeros_like(param))
         self.param_names.append(name)

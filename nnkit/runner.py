@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from nnkit.callbacks import Callback, CallbackList
 from nnkit.checkpoint import Checkpoint, TrainingState, save
 from nnkit.datasets import Data
 from nnkit.errors import DataError, ModelFileError
@@ -33,9 +34,13 @@ class Runner:
     """Trains and runs one network. Build with `from_file`, `from_checkpoint` or a spec."""
 
     def __init__(self, spec: SpecBase, *, source: str = "<spec>", registry: Registry | None = None,
+                 callbacks: list[Callback] | None = None,
                  _network: Network | None = None, _state: TrainingState | None = None) -> None:
         self.registry = registry or get_registry()
         self.source = source
+        self.callbacks: list[Callback] = list(callbacks or [])
+        self.stop_training = False
+        self._active: list[Callback] = []
         self._data: Data | None = None
         self.spec = spec
         if spec.inputs is None:
@@ -43,16 +48,16 @@ class Runner:
         if _network is None:
             rngs = streams(spec.train.seed)
             self.network = Network(spec, rng=rngs["network"], registry=self.registry, source=source)
-            self.optimizer = self._make_optimizer()
-            self.state = TrainingState(self.optimizer, rngs, {"epoch": 0, "step": 0, "history": []})
+            _state = TrainingState(None, rngs, {})
         else:
             self.network = _network
-            self.state = _state or TrainingState(self._make_optimizer(), streams(spec.train.seed), {})
-            self.optimizer = self.state.optimizer or self._make_optimizer()
-            self.state.optimizer = self.optimizer
-            self.state.progress.setdefault("epoch", 0)
-            self.state.progress.setdefault("step", 0)
-            self.state.progress.setdefault("history", [])
+        self.state = _state or TrainingState(None, streams(spec.train.seed), {})
+        self.optimizer = self.state.optimizer or _optimizer_for(spec, self.registry)
+        self.state.optimizer = self.optimizer
+        progress = self.state.progress
+        for key, empty in (("epoch", 0), ("step", 0), ("position", 0), ("history", []),
+                           ("running", {}), ("callbacks", {})):
+            progress.setdefault(key, empty)
 
     # -- construction -------------------------------------------------------------------
 
@@ -64,22 +69,22 @@ class Runner:
         return cls(with_overrides(spec, epochs=epochs, seed=seed), source=str(path), registry=registry)
 
     @classmethod
-    def from_checkpoint(cls, path: str | Path, *, epochs: int | None = None,
+    def from_checkpoint(cls, path: str | Path, *, epochs: int | None = None, spec: SpecBase | None = None,
                         registry: Registry | None = None) -> Runner:
-        """A runner that resumes exactly where the checkpoint at `path` stopped."""
-        checkpoint = Checkpoint(path, registry)
-        try:
-            network = checkpoint.network()
-            spec = with_overrides(network.spec, epochs=epochs)
-            network.spec = spec
-            optimizer = _optimizer_for(spec, checkpoint.registry)
-            state = checkpoint.training_state(network, optimizer)
-        finally:
-            checkpoint.close()
-        return cls(spec, source=str(path), registry=checkpoint.registry, _network=network, _state=state)
+        """A runner that continues exactly where the checkpoint at `path` stopped.
 
-    def _make_optimizer(self) -> Optimizer:
-        return _optimizer_for(self.spec, self.registry)
+        `spec` (e.g. the model file again, with more epochs) replaces the stored training
+        recipe; its network part must equal the stored one.
+        """
+        with Checkpoint(path, registry) as checkpoint:
+            network = checkpoint.network()
+            if spec is not None:
+                _check_same_network(network.spec, spec, checkpoint.path)
+                network.spec = spec.model_copy(update={"inputs": network.spec.inputs})
+            network.spec = with_overrides(network.spec, epochs=epochs)
+            optimizer = _optimizer_for(network.spec, checkpoint.registry)
+            state = checkpoint.training_state(network, optimizer)
+        return cls(network.spec, source=str(path), registry=checkpoint.registry, _network=network, _state=state)
 
     # -- data ---------------------------------------------------------------------------
 
@@ -109,9 +114,19 @@ class Runner:
         """One record per finished epoch: epoch, loss, accuracy."""
         return self.state.progress["history"]
 
-    def fit(self, x: Inputs | None = None, t: np.ndarray | None = None, *,
-            epochs: int | None = None, log: Log | None = None) -> list[dict[str, float]]:
-        """Train until `epochs` (default: the spec's) epochs are done; returns the history."""
+    @property
+    def epoch(self) -> int:
+        """Finished epochs."""
+        return int(self.state.progress["epoch"])
+
+    def fit(self, x: Inputs | None = None, t: np.ndarray | None = None, *, epochs: int | None = None,
+            log: Log | None = None, callbacks: list[Callback] | None = None) -> list[dict[str, float]]:
+        """Train until `epochs` (default: the spec's) epochs are done; returns the history.
+
+        Each epoch shuffles with the run's shuffle stream and runs len(x) // batch_size
+        steps; the last partial batch is dropped (the book's rule), so every step sees
+        exactly batch_size samples. A run stopped mid-epoch and saved resumes mid-epoch.
+        """
         x, t = self._resolve(x, t)
         if not isinstance(x, np.ndarray):
             raise DataError("fit takes one input array in this version")
@@ -122,32 +137,53 @@ class Runner:
         steps = n // batch
         if steps == 0:
             raise DataError(f"batch_size {batch} is larger than the {n} training samples")
-        net, optimizer = self.network, self.optimizer
+        net, optimizer, progress = self.network, self.optimizer, self.state.progress
+        if net.loss_layer is None:
+            raise ModelFileError(f"{self.source}: the network has no loss; add a [loss] section")
         params, grads = list(net.params.values()), list(net.grads.values())
         shuffle = self.state.rngs["shuffle"]
-        every = self.spec.train.log_every or max(1, target // 10)
         max_grad = self.spec.train.max_grad
         optimizer.total_steps = target * steps
-        progress = self.state.progress
-        while progress["epoch"] < target:
-            order = shuffle.permutation(n)
-            total_loss = correct = 0.0
-            for step in range(steps):
-                idx = order[step * batch:(step + 1) * batch]
+        self._active = [*self.callbacks, *(callbacks or [])]
+        if log is not None:
+            self._active.append(LogLines(log, self.spec.train.log_every or max(1, target // 10), target))
+        for cb in self._active:
+            if cb.key is not None and cb.key in progress["callbacks"]:
+                cb.load_state(progress["callbacks"][cb.key])
+        hooks = CallbackList(self._active)
+        self.stop_training = False
+        hooks.on_train_begin(self)
+        loss_source = self.spec.loss.inputs[0]
+        while progress["epoch"] < target and not self.stop_training:
+            if progress["position"] == 0 or self.state.order is None:
+                self.state.order = shuffle.permutation(n)
+                progress["position"], progress["running"] = 0, {"loss": 0.0, "accuracy": 0.0}
+                hooks.on_epoch_begin(self, progress["epoch"] + 1)
+            order, running = self.state.order, progress["running"]
+            while progress["position"] < steps and not self.stop_training:
+                idx = order[progress["position"] * batch:(progress["position"] + 1) * batch]
                 tb = t[idx]
-                total_loss += net.loss(x[idx], tb, train=True)
+                loss = net.loss(x[idx], tb, train=True)
                 net.backward()
                 if max_grad is not None:
                     clip_grads(grads, max_grad)
                 optimizer.update(params, grads)
-                correct += accuracy(net.loss_layer.predict(net.values[net.spec.loss.inputs[0]]), tb)
+                running["loss"] += loss
+                running["accuracy"] += accuracy(net.loss_layer.predict(net.values[loss_source]), tb)
+                progress["position"] += 1
+                progress["step"] += 1
+                hooks.on_step_end(self, progress["step"], loss)
+            if progress["position"] < steps:
+                break  # stopped mid-epoch: position and order stay for a resume
             progress["epoch"] += 1
-            progress["step"] += steps
-            record = {"epoch": progress["epoch"], "loss": total_loss / steps, "accuracy": correct / steps}
+            progress["position"] = 0
+            record = {"epoch": progress["epoch"], "loss": running["loss"] / steps,
+                      "accuracy": running["accuracy"] / steps}
+            progress["running"] = {}
+            self.state.order = None
             progress["history"].append(record)
-            if log is not None and (record["epoch"] % every == 0 or record["epoch"] == target):
-                log(f"epoch {record['epoch']:>{len(str(target))}}/{target}  "
-                    f"loss {record['loss']:.4f}  accuracy {record['accuracy']:.4f}")
+            hooks.on_epoch_end(self, progress["epoch"], record)
+        hooks.on_train_end(self)
         return self.history
 
     # -- inference ----------------------------------------------------------------------
@@ -177,7 +213,32 @@ class Runner:
 
     def save(self, path: str | Path) -> None:
         """Write the network, grads, optimizer and RNG state and progress to `path`."""
+        for cb in [*self.callbacks, *self._active]:
+            if cb.key is not None:
+                self.state.progress["callbacks"][cb.key] = cb.state()
         save(path, self.network, self.state, registry=self.registry)
+
+
+class LogLines(Callback):
+    """One plain line every `every` epochs (and at the last one)."""
+
+    def __init__(self, log: Log, every: int, target: int) -> None:
+        self.log, self.every, self.target = log, every, target
+
+    def on_epoch_end(self, runner: Runner, epoch: int, record: dict[str, float]) -> None:
+        if epoch % self.every == 0 or epoch == self.target:
+            metrics = "  ".join(f"{k} {v:.4f}" for k, v in record.items() if k != "epoch")
+            self.log(f"epoch {epoch:>{len(str(self.target))}}/{self.target}  {metrics}")
+
+
+def _check_same_network(stored: SpecBase, new: SpecBase, path: Path) -> None:
+    keys = ("dtype", "nodes", "outputs", "loss")
+    a, b = stored.to_dict(), new.to_dict()
+    different = [k for k in keys if a.get(k) != b.get(k)]
+    if new.inputs is not None and a.get("inputs") != b.get("inputs"):
+        different.append("inputs")
+    if different:
+        raise ModelFileError(f"{path}: the model file's network differs from the checkpoint's ({', '.join(different)})")
 
 
 def clip_grads(grads: list[np.ndarray], max_grad: float) -> float:
@@ -192,6 +253,7 @@ def clip_grads(grads: list[np.ndarray], max_grad: float) -> float:
 
 
 def _optimizer_for(spec: SpecBase, registry: Registry) -> Optimizer:
+    """A fresh optimizer of the spec's type."""
     return registry.get("optimizer", spec.optimizer.type).cls(spec.optimizer)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from nnkit.ckptheader import Header
 from nnkit.registry import Registry
 from nnkit.spec import spec_model
 
@@ -17,6 +18,16 @@ def model_schema(registry: Registry) -> dict[str, Any]:
     return {"$schema": SCHEMA_DIALECT, "title": "nnkit model file", **schema}
 
 
+def checkpoint_header_schema() -> dict[str, Any]:
+    """The JSON Schema of a checkpoint's header (the msgpack map after the magic)."""
+    schema = Header.model_json_schema()
+    return {"$schema": SCHEMA_DIALECT, "title": "nnkit checkpoint header", **schema}
+
+
+def schema_text(schema: dict[str, Any]) -> str:
+    """A schema as stable, diff-friendly JSON text."""
+    return json.dumps(schema, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+
 def model_schema_text(registry: Registry) -> str:
-    """`model_schema` as stable, diff-friendly JSON text."""
-    return json.dumps(model_schema(registry), indent=2, sort_keys=True) + "\n"
+    return schema_text(model_schema(registry))

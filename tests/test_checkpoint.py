@@ -44,26 +44,29 @@ def test_loaded_arrays_are_writable(trained) -> None:
 
 def test_header_holds_spec_plugins_and_index(trained) -> None:
     _, path = trained
-    header = ckptfile.CheckpointFile(path).header
-    assert header["format"] == "nnkit.checkpoint"
-    assert header["spec"]["nodes"][0]["name"] == "fc1"
-    assert header["plugins"]["Affine"] == {"distribution": "nnkit", "version": nnkit.__version__}
-    assert header["arrays"]["params/fc1.W"]["dtype"] == "<f8"
-    assert header["arrays"]["params/fc1.W"]["shape"] == [2, 10]
-    assert {"params/fc2.b", "grads/fc2.b"} <= set(header["arrays"])
-    assert header["progress"]["epoch"] == 20
+    with ckptfile.CheckpointFile(path) as opened:
+        header = opened.header
+    assert header.format == "nnkit.checkpoint"
+    assert header.spec["nodes"][0]["name"] == "fc1"
+    assert header.plugins["Affine"].distribution == "nnkit"
+    assert header.plugins["Affine"].version == nnkit.__version__
+    assert header.arrays["params/fc1.W"].dtype == "<f8"
+    assert header.arrays["params/fc1.W"].shape == [2, 10]
+    assert {"params/fc2.b", "grads/fc2.b"} <= set(header.arrays)
+    assert header.progress.epoch == 20
 
 
 def test_the_whole_file_is_one_msgpack_stream_with_aligned_payloads(trained) -> None:
     _, path = trained
     opened = ckptfile.CheckpointFile(path)
+    opened.close()
     with open(path, "rb") as f:
         objects = list(msgpack.Unpacker(f, raw=False))
     assert objects[0] == "nnkit-ckpt"
     payloads = [o for o in objects if isinstance(o, bytes)]
     assert len(payloads) == len(opened.index)
     for entry in opened.index.values():
-        assert (opened.data_start + entry["offset"]) % ckptfile.ALIGN == 0
+        assert (opened.data_start + entry.offset) % ckptfile.ALIGN == 0
 
 
 def test_no_temp_file_is_left_behind(trained, tmp_path: Path) -> None:
@@ -109,15 +112,81 @@ def test_missing_file() -> None:
 
 
 def test_a_missing_layer_type_names_the_plugin_to_install(trained, tmp_path: Path) -> None:
-    opened = ckptfile.CheckpointFile(trained[1])
-    header = dict(opened.header)
-    header.pop("arrays")
+    with ckptfile.CheckpointFile(trained[1]) as opened:
+        header = opened.header.model_dump(exclude={"arrays"})
+        arrays = {name: np.array(opened.array(name)) for name in opened.names()}
     header["spec"] = {**header["spec"], "nodes": [{**header["spec"]["nodes"][0], "type": "TimeAffine"},
                                                    *header["spec"]["nodes"][1:]]}
     header["plugins"] = {**header["plugins"], "TimeAffine": {"distribution": "nnkit-rnn", "version": "0.1.0"}}
-    arrays = {name: np.array(opened.array(name)) for name in opened.names()}
     path = tmp_path / "rnn.nnk"
     ckptfile.write(path, header, arrays)
     with pytest.raises(nnkit.CheckpointError,
                        match=r"node 'fc1' uses layer type 'TimeAffine'.*nnkit-rnn 0.1.0: pip install nnkit-rnn"):
         nnkit.load(path)
+
+
+def test_mmap_load_is_copy_on_write(trained, tmp_path: Path) -> None:
+    runner, path = trained
+    before = path.read_bytes()
+    net = nnkit.load(path, mmap=True)
+    assert np.array_equal(net.predict(runner.data.x), runner.predict(runner.data.x))
+    net.params["fc1.W"][...] = 0.0  # writable, and the file does not change
+    net.grads["fc2.b"][...] = 1.0
+    assert path.read_bytes() == before
+    assert net.layers["fc1"].params[0] is net.params["fc1.W"]
+
+
+def test_params_only_load_reads_no_grad_bytes(trained, tmp_path: Path) -> None:
+    _, path = trained
+    with ckptfile.CheckpointFile(path) as opened:
+        entry, start = opened.index["grads/fc1.W"], opened.data_start
+    data = bytearray(path.read_bytes())
+    data[start + entry.offset] ^= 0xFF  # damage a grad payload
+    damaged = tmp_path / "damaged.nnk"
+    damaged.write_bytes(bytes(data))
+    with pytest.raises(nnkit.CheckpointError, match="'grads/fc1.W': checksum mismatch"):
+        nnkit.load(damaged)
+    net = nnkit.load(damaged, grads=False)  # never touches the damaged bytes
+    assert not any(np.any(g) for g in net.grads.values())
+
+
+def test_load_into_lists_every_mismatch(trained) -> None:
+    _, path = trained
+    spec = nnkit.read_model_file(EXAMPLES / "spiral.toml").to_dict()
+    spec["nodes"][0]["units"] = 8  # fc1.W, fc1.b and fc2.W change shape
+    spec["nodes"].append({"name": "extra", "type": "Affine", "units": 3})
+    other = nnkit.Network(nnkit.validate_spec(spec), rng=np.random.default_rng(0))
+    with pytest.raises(nnkit.CheckpointError) as info:
+        nnkit.load_into(other, path)
+    message = str(info.value)
+    for expected in ("missing: params/extra.W", "params/extra.b", "params/fc1.W: file float64 (2, 10)",
+                     "params/fc1.b", "params/fc2.W"):
+        assert expected in message
+    before = other.params["fc1.W"].copy()
+    report = nnkit.load_into(other, path, strict=False)
+    assert "params/extra.W" in report.missing and len(report.mismatched) == 6  # 3 params + 3 grads
+    assert np.array_equal(other.params["fc1.W"], before)  # mismatched arrays are left alone
+    with ckptfile.CheckpointFile(path) as opened:
+        assert np.array_equal(other.params["fc2.b"], opened.array("params/fc2.b"))
+
+
+def test_load_into_a_matching_network(trained) -> None:
+    runner, path = trained
+    fresh = nnkit.Network(runner.network.spec, rng=np.random.default_rng(5))
+    assert nnkit.load_into(fresh, path).ok
+    assert np.array_equal(fresh.predict(runner.data.x), runner.predict(runner.data.x))
+
+
+def test_the_documented_reader_works(trained) -> None:
+    """docs/checkpoint-format.md's reader, run as written, finds the same fc1.W."""
+    import re
+
+    from .conftest import ROOT
+
+    runner, path = trained
+    doc = (ROOT / "docs" / "checkpoint-format.md").read_text()
+    code = re.search(r"## Reading it without nnkit\n\n```python\n(.+?)```", doc, re.S).group(1)
+    scope: dict = {}
+    exec(compile(code.replace('"spiral.nnk"', repr(str(path))), "checkpoint-format.md", "exec",
+                 dont_inherit=True), scope)
+    assert np.array_equal(scope["W"], runner.network.params["fc1.W"])

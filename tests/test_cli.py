@@ -90,10 +90,13 @@ def test_the_console_script_runs_as_a_new_user_would(tmp_path: Path) -> None:
     assert bad.returncode == 1 and bad.stderr == "nnkit: error: nothing.nnk: no such file\n"
 
 
-def test_committed_schema_is_up_to_date() -> None:
+def test_committed_schemas_are_up_to_date() -> None:
     from nnkit.plugins import load_registry
-    from nnkit.schema import model_schema_text
+    from nnkit.schema import checkpoint_header_schema, model_schema, schema_text
 
     committed = (ROOT / "schemas" / "model.schema.json").read_text()
-    assert committed == model_schema_text(load_registry(entry_points=False)), \
+    assert committed == schema_text(model_schema(load_registry(entry_points=False))), \
         "schemas/model.schema.json is stale: run NNKIT_LOAD_PLUGINS=none nnkit schema --out schemas/model.schema.json"
+    committed = (ROOT / "schemas" / "checkpoint-header.schema.json").read_text()
+    assert committed == schema_text(checkpoint_header_schema()), \
+        "schemas/checkpoint-header.schema.json is stale: run nnkit schema checkpoint --out schemas/…"

@@ -6,16 +6,20 @@ from typing import Literal
 
 import numpy as np
 
-Init = Literal["normal", "xavier", "he"]
+from nnkit.layer import Init, Shape
+
+InitName = Literal["normal", "xavier", "he"]
 
 
-def init_weight(
-    rng: np.random.Generator, shape: tuple[int, ...], fan_in: int, init: Init, scale: float
-) -> np.ndarray:
-    """A weight of `shape` drawn from a normal distribution.
+def normal_init(kind: InitName, fan_in: int, scale: float) -> Init:
+    """An initialiser drawing from a normal distribution.
 
     "normal" uses std = `scale` (the book's chapter 1 uses 0.01); "xavier" uses
     1/sqrt(fan_in) (the book's later chapters); "he" uses sqrt(2/fan_in) for ReLU nets.
     """
-    std = {"normal": scale, "xavier": 1.0 / np.sqrt(fan_in), "he": np.sqrt(2.0 / fan_in)}[init]
-    return std * rng.standard_normal(shape)
+    std = {"normal": scale, "xavier": 1.0 / np.sqrt(fan_in), "he": np.sqrt(2.0 / fan_in)}[kind]
+
+    def init(rng: np.random.Generator, shape: Shape) -> np.ndarray:
+        return std * rng.standard_normal(shape)
+
+    return init

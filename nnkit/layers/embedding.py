@@ -9,14 +9,14 @@ from pydantic import Field
 
 from nnkit.config import MAX_INT
 from nnkit.layer import Layer, LayerConfig, Shape
-from nnkit.layers._init import Init, init_weight
+from nnkit.layers._init import InitName, normal_init
 
 
 class EmbeddingConfig(LayerConfig):
     type: Literal["Embedding"] = "Embedding"
     vocab_size: int = Field(ge=1, le=MAX_INT)  # number of ids, V
     units: int = Field(ge=1, le=MAX_INT)  # embedding width, D
-    init: Init = "normal"
+    init: InitName = "normal"
     init_scale: float = Field(default=0.01, gt=0)  # the book's 0.01 * randn
 
 
@@ -32,7 +32,7 @@ class Embedding(Layer):
 
     def build(self, in_shape: Shape) -> Shape:
         v, d = self.config.vocab_size, self.config.units
-        self.add_param("W", init_weight(self.rng, (v, d), v, self.config.init, self.config.init_scale))
+        self.add_param("W", (v, d), normal_init(self.config.init, v, self.config.init_scale))
         return (*in_shape, d)
 
     def forward(self, ids: np.ndarray, train: bool = False) -> np.ndarray:

@@ -9,13 +9,13 @@ from pydantic import Field
 
 from nnkit.config import MAX_INT
 from nnkit.layer import Layer, LayerConfig, Shape
-from nnkit.layers._init import Init, init_weight
+from nnkit.layers._init import InitName, normal_init
 
 
 class MatMulConfig(LayerConfig):
     type: Literal["MatMul"] = "MatMul"
     units: int = Field(ge=1, le=MAX_INT)  # output width H
-    init: Init = "xavier"  # see nnkit.layers._init
+    init: InitName = "xavier"  # see nnkit.layers._init
     init_scale: float = Field(default=0.01, gt=0)  # std when init = "normal"
 
 
@@ -30,7 +30,7 @@ class MatMul(Layer):
         if len(in_shape) < 1:
             raise ValueError(f"expects inputs with a feature axis, got per-sample shape {in_shape}")
         d, h = in_shape[-1], self.config.units
-        self.add_param("W", init_weight(self.rng, (d, h), d, self.config.init, self.config.init_scale))
+        self.add_param("W", (d, h), normal_init(self.config.init, d, self.config.init_scale))
         return (*in_shape[:-1], h)
 
     def forward(self, x: np.ndarray, train: bool = False) -> np.ndarray:
@@ -59,8 +59,8 @@ class Affine(Layer):
         if len(in_shape) < 1:
             raise ValueError(f"expects inputs with a feature axis, got per-sample shape {in_shape}")
         d, h = in_shape[-1], self.config.units
-        self.add_param("W", init_weight(self.rng, (d, h), d, self.config.init, self.config.init_scale))
-        self.add_param("b", np.zeros(h))
+        self.add_param("W", (d, h), normal_init(self.config.init, d, self.config.init_scale))
+        self.add_param("b", (h,))
         return (*in_shape[:-1], h)
 
     def forward(self, x: np.ndarray, train: bool = False) -> np.ndarray:

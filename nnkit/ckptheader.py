@@ -1,0 +1,86 @@
+"""The checkpoint header's schema: pydantic models that validate what a file claims before
+anything is built from it, and that generate `schemas/checkpoint-header.schema.json`."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+FORMAT = "nnkit.checkpoint"
+FORMAT_VERSION = 1
+MAX_ARRAYS = 100_000
+MAX_RANK = 32
+MAX_PAYLOAD = 2**32 - 1  # msgpack bin32
+#: The only dtypes a checkpoint may hold, all little-endian.
+DTYPES = ("<f2", "<f4", "<f8", "|i1", "<i2", "<i4", "<i8", "|u1", "<u2", "<u4", "<u8", "|b1")
+
+Name = Annotated[str, Field(max_length=512)]
+Count = Annotated[int, Field(ge=0, le=2**63 - 1)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, allow_inf_nan=True)
+
+
+class ArrayEntry(_Strict):
+    """Where one array lives: offset from the payload base, length in bytes, CRC-32 (hex)."""
+
+    dtype: Literal[DTYPES]  # type: ignore[valid-type]
+    shape: list[Annotated[int, Field(ge=0, le=MAX_PAYLOAD)]] = Field(max_length=MAX_RANK)
+    offset: Annotated[int, Field(ge=0, le=2**63 - 1)]
+    length: Annotated[int, Field(ge=0, le=MAX_PAYLOAD)]
+    crc32: Annotated[str, Field(pattern=r"^[0-9a-f]{8}$")]  # fixed width: see ckptfile.write
+
+
+class PluginLock(_Strict):
+    """The distribution (and its version) that provided a layer type when the file was written."""
+
+    distribution: Name
+    version: Name
+
+
+class RngState(_Strict):
+    """A PCG64 generator's state; the 128-bit integers as lowercase hex strings."""
+
+    bit_generator: Literal["PCG64"]
+    state: Annotated[str, Field(pattern=r"^[0-9a-f]{1,32}$")]
+    inc: Annotated[str, Field(pattern=r"^[0-9a-f]{1,32}$")]
+    has_uint32: Annotated[int, Field(ge=0, le=1)]
+    uinteger: Annotated[int, Field(ge=0, le=2**32 - 1)]
+
+
+class OptimizerInfo(_Strict):
+    """Which optimizer the `optimizer/...` arrays belong to, and its update count."""
+
+    type: Name
+    iterations: Count
+
+
+Metric = float | int | None
+
+
+class Progress(_Strict):
+    """How far training got: enough to continue exactly where it stopped."""
+
+    epoch: Count = 0  # finished epochs
+    step: Count = 0  # optimizer steps so far
+    position: Count = 0  # steps done in the unfinished epoch (its order is the array progress/order)
+    history: list[dict[Name, Metric]] = Field(default_factory=list, max_length=10_000_000)
+    running: dict[Name, float] = Field(default_factory=dict)  # the unfinished epoch's sums
+    callbacks: dict[Name, dict[Name, Any]] = Field(default_factory=dict)  # e.g. early stopping
+
+
+class Header(_Strict):
+    """Everything before the payloads."""
+
+    format: Literal["nnkit.checkpoint"]
+    format_version: Annotated[int, Field(ge=1, le=FORMAT_VERSION)]
+    nnkit_version: Name
+    created: Name  # ISO 8601, UTC; kept when training resumes
+    spec: dict[Name, Any]  # the validated model spec, as plain data
+    plugins: dict[Name, PluginLock]  # layer type → provider
+    progress: Progress = Progress()
+    rng: dict[Name, RngState] = Field(default_factory=dict)  # stream name → state
+    optimizer: OptimizerInfo | None = None
+    arrays: dict[Name, ArrayEntry] = Field(max_length=MAX_ARRAYS)

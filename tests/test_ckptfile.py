@@ -1,0 +1,181 @@
+"""The checkpoint container under attack: fuzzed bytes, a kill during save, a full disk."""
+
+from __future__ import annotations
+
+import errno
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import msgpack
+import numpy as np
+import pytest
+
+import nnkit
+from nnkit import ckptfile
+
+from .conftest import EXAMPLES
+
+
+@pytest.fixture(scope="module")
+def valid(tmp_path_factory: pytest.TempPathFactory) -> bytes:
+    runner = nnkit.Runner.from_file(EXAMPLES / "spiral.toml", epochs=2)
+    runner.fit()
+    path = tmp_path_factory.mktemp("fuzz") / "valid.nnk"
+    runner.save(path)
+    return path.read_bytes()
+
+
+def mutate(data: bytes, rng: np.random.Generator) -> bytes:
+    kind = rng.integers(6)
+    b = bytearray(data)
+    if kind == 0:  # flip bytes
+        for i in rng.integers(0, len(b), size=rng.integers(1, 8)):
+            b[i] ^= int(rng.integers(1, 256))
+    elif kind == 1:  # truncate
+        b = b[:rng.integers(0, len(b))]
+    elif kind == 2:  # insert garbage
+        i = int(rng.integers(0, len(b)))
+        b[i:i] = rng.bytes(int(rng.integers(1, 64)))
+    elif kind == 3:  # overwrite a run in the header region
+        i = int(rng.integers(0, min(len(b), 2000)))
+        b[i:i + 16] = rng.bytes(16)
+    elif kind == 4:  # random bytes behind a valid magic
+        b = bytearray(ckptfile.MAGIC + rng.bytes(int(rng.integers(0, 4000))))
+    else:  # pure noise
+        b = bytearray(rng.bytes(int(rng.integers(0, 4000))))
+    return bytes(b)
+
+
+def fuzz(valid: bytes, tmp_path: Path, cases: int, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    path = tmp_path / "fuzzed.nnk"
+    for _ in range(cases):
+        path.write_bytes(mutate(valid, rng))
+        try:
+            nnkit.load(path)
+        except nnkit.CheckpointError:
+            pass  # the only exception allowed to escape
+
+
+def test_fuzzed_files_raise_only_checkpoint_errors(valid: bytes, tmp_path: Path) -> None:
+    fuzz(valid, tmp_path, cases=300, seed=0)
+
+
+@pytest.mark.slow
+def test_fuzzed_files_raise_only_checkpoint_errors_at_length(valid: bytes, tmp_path: Path) -> None:
+    fuzz(valid, tmp_path, cases=10_000, seed=1)
+
+
+def header_with(entry: dict) -> dict:
+    return {"format": "nnkit.checkpoint", "format_version": 1, "nnkit_version": "x", "created": "x",
+            "spec": {}, "plugins": {}, "arrays": {"a": {"offset": 64, "length": 8, "crc32": "00000000", **entry}}}
+
+
+@pytest.mark.parametrize(("header", "message"), [
+    ({"format": "nnkit.checkpoint", "format_version": 1}, "invalid header at"),
+    (header_with({"dtype": "|O", "shape": [1]}),
+     "invalid header at arrays.a.dtype"),
+    (header_with({"dtype": "<f8", "shape": [2**40]}),
+     "invalid header at arrays.a.shape"),
+    (header_with({"dtype": "<f8", "shape": [2]}),
+     "payload length 8 does not match"),
+    ({"format": "nnkit.checkpoint", "format_version": "1"}, "invalid header at format_version"),
+    ([1, 2, 3], "the header is not a map"),
+])
+def test_headers_that_lie_are_refused(tmp_path: Path, header, message: str) -> None:
+    path = tmp_path / "lie.nnk"
+    path.write_bytes(ckptfile.MAGIC + msgpack.packb(header) + b"\xc0" * 200)
+    with pytest.raises(nnkit.CheckpointError, match=message):
+        nnkit.load(path)
+
+
+@pytest.mark.parametrize(("raw", "message"), [
+    (b"\x81\xa4spec" + b"\x91" * 200_000 + b"\xc0", "unreadable header: nested too deeply"),
+    (b"\xdb\xff\xff\xff\xff", "truncated header"),  # a 4 GiB string announced, never sent
+])
+def test_hostile_msgpack_is_refused(tmp_path: Path, raw: bytes, message: str) -> None:
+    path = tmp_path / "hostile.nnk"
+    path.write_bytes(ckptfile.MAGIC + raw)
+    with pytest.raises(nnkit.CheckpointError, match=message):
+        nnkit.load(path)
+
+
+def test_overlapping_payloads_are_refused(valid: bytes, tmp_path: Path) -> None:
+    path = tmp_path / "v.nnk"
+    path.write_bytes(valid)
+    with ckptfile.CheckpointFile(path) as opened:
+        header = opened.header.model_dump()
+        arrays = {n: np.array(opened.array(n)) for n in opened.names()}
+    ckptfile.write(path, {k: v for k, v in header.items() if k != "arrays"}, arrays)
+    raw = path.read_bytes()
+    unpacker = msgpack.Unpacker(raw=False)
+    unpacker.feed(raw[len(ckptfile.MAGIC):])
+    data = unpacker.unpack()
+    first, second = list(data["arrays"])[:2]
+    data["arrays"][second]["offset"] = data["arrays"][first]["offset"]  # point into the first payload
+    path.write_bytes(ckptfile.MAGIC + msgpack.packb(data) + raw[len(ckptfile.MAGIC) + unpacker.tell():])
+    with pytest.raises(nnkit.CheckpointError, match="breaks the layout|truncated|trailing"):
+        nnkit.load(path)
+
+
+SAVER = textwrap.dedent("""
+    import sys, numpy as np
+    import nnkit
+    runner = nnkit.Runner.from_file(sys.argv[1], epochs=1)
+    for i in range(1_000_000):
+        for p in runner.network.params.values():
+            p[...] = i
+        runner.save(sys.argv[2])
+        print(i, flush=True)
+""")
+
+
+def test_a_kill_during_save_leaves_the_previous_checkpoint(tmp_path: Path) -> None:
+    target = tmp_path / "c.nnk"
+    for delay in (0.05, 0.13, 0.31):
+        with subprocess.Popen([sys.executable, "-c", SAVER, str(EXAMPLES / "spiral.toml"), str(target)],
+                              stdout=subprocess.PIPE, text=True) as proc:
+            assert proc.stdout is not None
+            done = int(proc.stdout.readline())  # at least one complete save
+            time.sleep(delay)
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait()
+            last = [int(line) for line in proc.stdout.read().split()]
+        net = nnkit.load(target)  # loadable, and a complete save: every param holds one value
+        value = net.params["fc1.W"].flat[0]
+        assert value >= (last[-1] if last else done)
+        assert all(np.all(p == value) for p in net.params.values())
+
+
+def test_a_full_disk_keeps_the_old_file_and_leaves_no_temp(valid: bytes, tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "c.nnk"
+    path.write_bytes(valid)
+
+    def full(fd: int) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(ckptfile.os, "fsync", full)
+    with pytest.raises(nnkit.CheckpointError, match="c.nnk: cannot write: No space left on device"):
+        ckptfile.write(path, {"format": "nnkit.checkpoint"}, {"a": np.zeros(3)})
+    assert path.read_bytes() == valid
+    assert [p.name for p in tmp_path.iterdir()] == ["c.nnk"]
+
+
+def test_an_unwritable_folder_keeps_the_old_file(valid: bytes, tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "c.nnk"
+    path.write_bytes(valid)
+
+    def denied(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise PermissionError(errno.EACCES, "Permission denied")
+
+    monkeypatch.setattr(ckptfile.tempfile, "mkstemp", denied)
+    with pytest.raises(nnkit.CheckpointError, match="Permission denied"):
+        ckptfile.write(path, {"format": "nnkit.checkpoint"}, {"a": np.zeros(3)})
+    assert path.read_bytes() == valid

@@ -1,0 +1,129 @@
+"""Exact resume: 20 epochs straight equal 10, a save, and 10 more in a fresh process, for
+every built-in optimizer (with dropout, warm-up, a schedule and clipping in play)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import nnkit
+from nnkit.callbacks import Callback
+from nnkit.ckptfile import CheckpointFile
+from nnkit.optimizers import BUILTIN_OPTIMIZERS
+
+from .conftest import EXAMPLES
+
+MODEL = """
+[inputs]
+x = {{ shape = [2] }}
+
+[[nodes]]
+name = "fc1"
+type = "Affine"
+units = 12
+
+[[nodes]]
+type = "Tanh"
+
+[[nodes]]
+type = "Dropout"
+rate = 0.2
+
+[[nodes]]
+name = "fc2"
+type = "Affine"
+units = 3
+
+[loss]
+type = "SoftmaxWithLoss"
+
+[optimizer]
+type = "{optimizer}"
+lr = {lr}
+warmup_steps = 5
+schedule = {{ type = "exponential", gamma = 0.999 }}
+
+[data]
+type = "spiral"
+points_per_class = 40
+
+[train]
+epochs = 20
+batch_size = 16
+seed = 11
+max_grad = 5.0
+"""
+
+
+def nnkit_cli(*args: str, cwd: Path) -> None:
+    result = subprocess.run([sys.executable, "-m", "nnkit.cli", *args, "--quiet"],
+                            capture_output=True, text=True, cwd=cwd, check=False)
+    assert result.returncode == 0, result.stderr
+
+
+def arrays(path: Path) -> dict[str, np.ndarray]:
+    with CheckpointFile(path) as opened:
+        return {name: np.array(opened.array(name)) for name in opened.names()}
+
+
+@pytest.mark.parametrize("optimizer", [c.Config.model_fields["type"].default for c in BUILTIN_OPTIMIZERS])
+def test_resume_in_a_fresh_process_is_bit_identical(optimizer: str, tmp_path: Path) -> None:
+    lr = 0.001 if optimizer.startswith("Adam") else 0.1
+    (tmp_path / "m.toml").write_text(MODEL.format(optimizer=optimizer, lr=lr))
+    nnkit_cli("train", "m.toml", "--out", "straight.nnk", cwd=tmp_path)
+    nnkit_cli("train", "m.toml", "--epochs", "10", "--out", "half.nnk", cwd=tmp_path)
+    nnkit_cli("train", "m.toml", "--resume", "half.nnk", "--out", "resumed.nnk", cwd=tmp_path)
+    straight, resumed = arrays(tmp_path / "straight.nnk"), arrays(tmp_path / "resumed.nnk")
+    assert straight.keys() == resumed.keys()
+    assert any(k.startswith("optimizer/") for k in straight) == (optimizer != "SGD")
+    for name in straight:
+        assert np.array_equal(straight[name], resumed[name]), name
+    with CheckpointFile(tmp_path / "straight.nnk") as a, CheckpointFile(tmp_path / "resumed.nnk") as b:
+        assert a.header.progress == b.header.progress
+        assert a.header.rng == b.header.rng
+        assert a.header.optimizer == b.header.optimizer
+
+
+class StopAtStep(Callback):
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def on_step_end(self, runner, step, loss):  # type: ignore[no-untyped-def]
+        if step == self.step:
+            runner.stop_training = True
+
+
+def test_a_run_stopped_mid_epoch_resumes_mid_epoch(tmp_path: Path) -> None:
+    straight = nnkit.Runner.from_file(EXAMPLES / "spiral.toml", epochs=4)
+    straight.fit()
+    first = nnkit.Runner.from_file(EXAMPLES / "spiral.toml", epochs=4)
+    first.fit(callbacks=[StopAtStep(15)])  # 10 steps per epoch: halfway through epoch 2
+    assert first.state.progress["position"] == 5 and first.epoch == 1
+    first.save(tmp_path / "mid.nnk")
+    resumed = nnkit.Runner.from_checkpoint(tmp_path / "mid.nnk")
+    resumed.fit()
+    assert resumed.history == straight.history
+    for name, param in straight.network.params.items():
+        assert np.array_equal(resumed.network.params[name], param)
+
+
+def test_save_load_save_gives_the_same_bytes(tmp_path: Path) -> None:
+    runner = nnkit.Runner.from_file(EXAMPLES / "spiral.toml", epochs=3)
+    runner.fit()
+    runner.save(tmp_path / "a.nnk")
+    nnkit.Runner.from_checkpoint(tmp_path / "a.nnk").save(tmp_path / "b.nnk")
+    assert (tmp_path / "a.nnk").read_bytes() == (tmp_path / "b.nnk").read_bytes()
+
+
+def test_resume_refuses_a_different_network(tmp_path: Path) -> None:
+    runner = nnkit.Runner.from_file(EXAMPLES / "spiral.toml", epochs=1)
+    runner.fit()
+    runner.save(tmp_path / "a.nnk")
+    other = nnkit.read_model_file(EXAMPLES / "spiral.toml").to_dict()
+    other["nodes"][0]["units"] = 11
+    with pytest.raises(nnkit.ModelFileError, match=r"differs from the checkpoint's \(nodes\)"):
+        nnkit.Runner.from_checkpoint(tmp_path / "a.nnk", spec=nnkit.validate_spec(other))
