@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import re
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,6 +29,15 @@ from nnkit.plugins import get_registry
 from nnkit.registry import Registry
 from nnkit.rng import state_from_data, state_to_data
 from nnkit.version import __version__
+
+
+class PluginVersionWarning(UserWarning):
+    """A checkpoint's layer type now comes from another plugin version or distribution."""
+
+
+def _major(version: str) -> int | None:
+    match = re.match(r"\s*v?(\d+)", version)
+    return int(match.group(1)) if match else None
 
 
 @dataclass
@@ -119,14 +130,19 @@ class Checkpoint:
         self.close()
 
     def check_plugins(self) -> None:
-        """Fail with one clear error if a layer type the checkpoint uses is not installed."""
+        """Fail with one clear error if a layer type the checkpoint uses is not installed,
+        or was written by a newer major version of its plugin than the installed one
+        (its params may be laid out differently); warn when the installed major version is
+        newer or another distribution now provides the type."""
         spec = self.header.spec
         nodes = spec.get("nodes") if isinstance(spec.get("nodes"), list) else []
         for node in [*nodes, spec.get("loss")]:
             if not isinstance(node, dict) or not isinstance(node.get("type"), str):
                 continue
             kind = node["type"]
-            if self.registry.find("layer", kind) is not None:
+            entry = self.registry.find("layer", kind)
+            if entry is not None:
+                self._check_version(kind, entry.plugin.distribution, entry.plugin.version)
                 continue
             origin = self.header.plugins.get(kind)
             provided = ""
@@ -138,6 +154,25 @@ class Checkpoint:
             raise CheckpointError(
                 f"{self.path}: node {node.get('name')!r} uses layer type {kind!r}, "
                 f"which no installed plugin provides{provided}{hint}")
+
+    def _check_version(self, kind: str, distribution: str, version: str) -> None:
+        origin = self.header.plugins.get(kind)
+        if origin is None:
+            return
+        if origin.distribution != distribution:
+            warnings.warn(f"{self.path}: layer type {kind!r} was provided by {origin.distribution} "
+                          f"{origin.version} and is now provided by {distribution} {version}",
+                          PluginVersionWarning, stacklevel=4)
+            return
+        stored, installed = _major(origin.version), _major(version)
+        if stored is None or installed is None or stored == installed:
+            return
+        if stored > installed:
+            raise CheckpointError(
+                f"{self.path}: layer type {kind!r} was written by {distribution} {origin.version}, newer than "
+                f"the installed {version}; pip install '{distribution}>={stored}'")
+        warnings.warn(f"{self.path}: layer type {kind!r} was written by {distribution} {origin.version}; "
+                      f"the installed {version} is a newer major version", PluginVersionWarning, stacklevel=4)
 
     def build(self, *, views: bool = False) -> Network:
         """The network the stored spec describes, params not yet filled (stand-ins if `views`)."""

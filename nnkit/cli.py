@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -23,6 +24,10 @@ from nnkit.schema import checkpoint_header_schema, model_schema, schema_text
 from nnkit.version import __version__
 
 
+def _metrics(result: dict) -> str:
+    return "  ".join(f"{k} {v:.4f}" for k, v in result.items() if k not in ("samples", "epoch"))
+
+
 def _train(args: argparse.Namespace) -> int:
     if args.resume:
         spec = with_overrides(read_model_file(args.model), seed=args.seed) if args.model else None
@@ -31,8 +36,7 @@ def _train(args: argparse.Namespace) -> int:
         runner = Runner.from_file(args.model, epochs=args.epochs, seed=args.seed)
     runner.fit(log=None if args.quiet else print)
     result = runner.evaluate()
-    print(f"final: loss {result['loss']:.4f}  accuracy {result['accuracy']:.4f}  "
-          f"({result['samples']} training samples)")
+    print(f"final: {_metrics(result)}  ({result['samples']} training samples)")
     if args.out:
         runner.save(args.out)
         print(f"saved {args.out}")
@@ -53,7 +57,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(result))
     else:
-        print(f"loss {result['loss']:.4f}  accuracy {result['accuracy']:.4f}  ({result['samples']} samples)")
+        print(f"{_metrics(result)}  ({result['samples']} samples)")
     return 0
 
 
@@ -84,7 +88,7 @@ def _plugins(args: argparse.Namespace) -> int:
         return 0
     for p in plugins:
         print(f"{p['name']}  ({p['distribution']} {p['version']})")
-        for label in ("layers", "optimizers", "datasets"):
+        for label in ("layers", "optimizers", "datasets", "metrics"):
             if p[label]:
                 print(f"  {label}: {', '.join(p[label])}")
         if p["error"]:
@@ -150,8 +154,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:  # type: ignore[no-untyped-def]
+    print(f"nnkit: warning: {' '.join(str(message).split())}", file=sys.stderr)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    warnings.showwarning = _show_warning  # one line each, like errors
     if args.command == "train" and not (args.model or args.resume):
         print("nnkit: error: train needs a model file or --resume CKPT", file=sys.stderr)
         return 2

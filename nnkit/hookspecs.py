@@ -45,6 +45,15 @@ def register_optimizers(register: Register) -> None:
 
 
 @hookspec
+def register_metrics(register: Register) -> None:
+    """Register metric classes: call `register(MetricClass)` once per class.
+
+    A metric class subclasses `nnkit.Metric`, has a `Config` whose `type` field is a
+    `Literal` naming it, and is called as `metric(probabilities, t) -> float`.
+    """
+
+
+@hookspec
 def register_datasets(register: Register) -> None:
     """Register dataset classes: call `register(DatasetClass)` once per class.
 

@@ -1,15 +1,27 @@
-"""Metrics computed from a network's outputs for users (probabilities) and the targets."""
+"""Metrics: registered classes that score a network's outputs for users against targets.
+
+A model file lists them in `train.metrics` (default: accuracy); the runner reports each
+per epoch (mean over the epoch's batches) and from `evaluate` (over all samples).
+Plugins add metrics through the `register_metrics` hook.
+"""
 
 from __future__ import annotations
 
+from typing import ClassVar, Literal
+
 import numpy as np
+from pydantic import Field
+
+from nnkit.config import Config
+from nnkit.hookspecs import Register, hookimpl
 
 
 def accuracy(probabilities: np.ndarray, t: np.ndarray) -> float:
     """Fraction of correct predictions.
 
     probabilities: (N, ..., C) with C ≥ 2 against class indices (N, ...) or one-hot
-    (N, ..., C), compared by argmax; otherwise element-wise binary, thresholded at 0.5.
+    (N, ..., C), compared by argmax; negative class indices (ignored labels) are not
+    counted. Otherwise element-wise binary, thresholded at 0.5.
     """
     if probabilities.size == 0:
         return float("nan")
@@ -17,6 +29,72 @@ def accuracy(probabilities: np.ndarray, t: np.ndarray) -> float:
     if multiclass and t.size == probabilities.size:  # one-hot targets
         t = t.reshape(probabilities.shape).argmax(axis=-1)
     if multiclass:
-        predicted = probabilities.argmax(axis=-1)
-        return float(np.mean(predicted.reshape(-1) == t.reshape(-1)))
+        predicted, labels = probabilities.argmax(axis=-1).reshape(-1), t.reshape(-1)
+        scored = labels >= 0
+        if not scored.all():
+            return float(np.mean(predicted[scored] == labels[scored])) if scored.any() else float("nan")
+        return float(np.mean(predicted == labels))
     return float(np.mean((probabilities.reshape(-1) > 0.5) == (t.reshape(-1) > 0.5)))
+
+
+class Metric:
+    """Base of every metric: `metric(probabilities, t)` returns a float; higher is better
+    unless `greater_is_better` is False."""
+
+    Config: ClassVar[type[Config]]
+    greater_is_better: ClassVar[bool] = True
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+
+    @property
+    def name(self) -> str:
+        """The key under which the metric appears in the history."""
+        return self.config.type
+
+    def __call__(self, probabilities: np.ndarray, t: np.ndarray) -> float:
+        raise NotImplementedError
+
+
+class AccuracyConfig(Config):
+    type: Literal["accuracy"] = "accuracy"
+
+
+class Accuracy(Metric):
+    """Fraction correct (argmax for classes; 0.5 threshold for binary outputs)."""
+
+    Config = AccuracyConfig
+
+    def __call__(self, probabilities: np.ndarray, t: np.ndarray) -> float:
+        return accuracy(probabilities, t)
+
+
+class TopKAccuracyConfig(Config):
+    type: Literal["top_k_accuracy"] = "top_k_accuracy"
+    k: int = Field(default=5, ge=1, le=100_000)
+
+
+class TopKAccuracy(Metric):
+    """Fraction of samples whose class is among the k most probable. probabilities (N, ..., C)."""
+
+    Config = TopKAccuracyConfig
+    config: TopKAccuracyConfig
+
+    @property
+    def name(self) -> str:
+        return f"top{self.config.k}_accuracy"
+
+    def __call__(self, probabilities: np.ndarray, t: np.ndarray) -> float:
+        c = probabilities.shape[-1]
+        scores = probabilities.reshape(-1, c)
+        labels = t.reshape(-1, c).argmax(axis=1) if t.size == probabilities.size else t.reshape(-1)
+        scored = labels >= 0
+        k = min(self.config.k, c)
+        top = np.argpartition(-scores[scored], k - 1, axis=1)[:, :k]
+        return float(np.mean(np.any(top == labels[scored, None], axis=1))) if scored.any() else float("nan")
+
+
+@hookimpl
+def register_metrics(register: Register) -> None:
+    register(Accuracy)
+    register(TopKAccuracy)

@@ -92,7 +92,8 @@ def validate_spec(data: dict[str, Any], source: str = "<spec>", registry: Regist
         raise ModelFileError(f"{source}: " + "; ".join(messages)) from None
 
 
-_KIND_OF_SECTION = {"nodes": "layer", "loss": "layer", "optimizer": "optimizer", "data": "dataset"}
+_KIND_OF_SECTION = {"nodes": "layer", "loss": "layer", "optimizer": "optimizer", "data": "dataset",
+                    "metrics": "metric"}
 
 
 def _describe(err: Any, data: dict[str, Any], registry: Registry) -> str:

@@ -17,10 +17,11 @@ from typing import Any
 
 import pluggy
 
-from nnkit import datasets, hookspecs, layers, optimizers
+from nnkit import datasets, hookspecs, layers, metrics, optimizers
 from nnkit.datasets import Dataset
 from nnkit.errors import PluginError
 from nnkit.layer import Layer
+from nnkit.metrics import Metric
 from nnkit.optimizers import Optimizer
 from nnkit.registry import Kind, PluginInfo, Registry
 from nnkit.version import __version__
@@ -28,11 +29,13 @@ from nnkit.version import __version__
 ENTRY_POINT_GROUP = "nnkit"
 BUILTINS: tuple[tuple[str, ModuleType], ...] = (
     ("nnkit.layers", layers), ("nnkit.optimizers", optimizers), ("nnkit.datasets", datasets),
+    ("nnkit.metrics", metrics),
 )
 HOOKS: tuple[tuple[str, Kind, type], ...] = (
     ("register_layers", "layer", Layer),
     ("register_optimizers", "optimizer", Optimizer),
     ("register_datasets", "dataset", Dataset),
+    ("register_metrics", "metric", Metric),
 )
 
 

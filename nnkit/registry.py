@@ -13,8 +13,8 @@ from typing import Any, Literal
 from nnkit.config import type_name_of
 from nnkit.errors import PluginError
 
-Kind = Literal["layer", "optimizer", "dataset"]
-KINDS: tuple[Kind, ...] = ("layer", "optimizer", "dataset")
+Kind = Literal["layer", "optimizer", "dataset", "metric"]
+KINDS: tuple[Kind, ...] = ("layer", "optimizer", "dataset", "metric")
 
 
 @dataclass
@@ -31,7 +31,7 @@ class PluginInfo:
         return {
             "name": self.name, "distribution": self.distribution, "version": self.version,
             "layers": self.provides["layer"], "optimizers": self.provides["optimizer"],
-            "datasets": self.provides["dataset"],
+            "datasets": self.provides["dataset"], "metrics": self.provides["metric"],
             "error": "; ".join(self.errors) if self.errors else None,
         }
 

@@ -19,7 +19,7 @@ from nnkit.checkpoint import Checkpoint, TrainingState, save
 from nnkit.datasets import Data
 from nnkit.errors import DataError, ModelFileError
 from nnkit.graph import Inputs, Network
-from nnkit.metrics import accuracy
+from nnkit.metrics import Metric
 from nnkit.modelfile import read_model_file
 from nnkit.optimizers import Optimizer
 from nnkit.plugins import get_registry
@@ -53,6 +53,7 @@ class Runner:
             self.network = _network
         self.state = _state or TrainingState(None, streams(spec.train.seed), {})
         self.optimizer = self.state.optimizer or _optimizer_for(spec, self.registry)
+        self.metrics: list[Metric] = [self.registry.get("metric", m.type).cls(m) for m in spec.metrics]
         self.state.optimizer = self.optimizer
         progress = self.state.progress
         for key, empty in (("epoch", 0), ("step", 0), ("position", 0), ("history", []),
@@ -111,7 +112,7 @@ class Runner:
 
     @property
     def history(self) -> list[dict[str, float]]:
-        """One record per finished epoch: epoch, loss, accuracy."""
+        """One record per finished epoch: epoch, loss and each metric (mean over its batches)."""
         return self.state.progress["history"]
 
     @property
@@ -157,7 +158,8 @@ class Runner:
         while progress["epoch"] < target and not self.stop_training:
             if progress["position"] == 0 or self.state.order is None:
                 self.state.order = shuffle.permutation(n)
-                progress["position"], progress["running"] = 0, {"loss": 0.0, "accuracy": 0.0}
+                progress["position"] = 0
+                progress["running"] = {"loss": 0.0, **{m.name: 0.0 for m in self.metrics}}
                 hooks.on_epoch_begin(self, progress["epoch"] + 1)
             order, running = self.state.order, progress["running"]
             while progress["position"] < steps and not self.stop_training:
@@ -169,7 +171,10 @@ class Runner:
                     clip_grads(grads, max_grad)
                 optimizer.update(params, grads)
                 running["loss"] += loss
-                running["accuracy"] += accuracy(net.loss_layer.predict(net.values[loss_source]), tb)
+                if self.metrics:
+                    probabilities = net.loss_layer.predict(net.values[loss_source])
+                    for metric in self.metrics:
+                        running[metric.name] += metric(probabilities, tb)
                 progress["position"] += 1
                 progress["step"] += 1
                 hooks.on_step_end(self, progress["step"], loss)
@@ -177,8 +182,7 @@ class Runner:
                 break  # stopped mid-epoch: position and order stay for a resume
             progress["epoch"] += 1
             progress["position"] = 0
-            record = {"epoch": progress["epoch"], "loss": running["loss"] / steps,
-                      "accuracy": running["accuracy"] / steps}
+            record = {"epoch": progress["epoch"], **{k: v / steps for k, v in running.items()}}
             progress["running"] = {}
             self.state.order = None
             progress["history"].append(record)
@@ -194,7 +198,7 @@ class Runner:
 
     def evaluate(self, x: Inputs | None = None, t: np.ndarray | None = None,
                  *, batch_size: int = 4096) -> dict[str, float]:
-        """Mean loss and accuracy over all of (x, t) (default: the model file's data)."""
+        """Mean loss and each metric over all of (x, t) (default: the model file's data)."""
         x, t = self._resolve(x, t)
         net = self.network
         if net.loss_layer is None:
@@ -209,7 +213,8 @@ class Runner:
             tb = t[start:start + batch_size]
             loss_sum += net.loss(xb, tb, train=False) * len(tb)
             probabilities.append(net.loss_layer.predict(net.values[net.spec.loss.inputs[0]]))
-        return {"loss": loss_sum / n, "accuracy": accuracy(np.concatenate(probabilities), t), "samples": n}
+        probabilities = np.concatenate(probabilities)
+        return {"loss": loss_sum / n, **{m.name: m(probabilities, t) for m in self.metrics}, "samples": n}
 
     def save(self, path: str | Path) -> None:
         """Write the network, grads, optimizer and RNG state and progress to `path`."""

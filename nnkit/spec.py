@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, create_model, model_validator
 
 from nnkit.config import MAX_INT, Config
 from nnkit.layer import NAME_PATTERN, LayerConfig
@@ -62,6 +62,7 @@ class SpecBase(_Strict):
     loss: Any = None
     optimizer: Any = None
     data: Any = None
+    metrics: list[Any] = Field(default_factory=list)  # reported per epoch and by evaluate
 
     @model_validator(mode="after")
     def _normalise(self) -> SpecBase:
@@ -93,6 +94,8 @@ def spec_model(registry: Registry) -> type[SpecBase]:
     optimizer = _union(configs("optimizer"))
     default_optimizer = registry.get("optimizer", "SGD").cls.Config()
     data = _union(configs("dataset"))
+    metric = Annotated[_union(configs("metric")), BeforeValidator(_name_to_config)]
+    default_metrics = [registry.get("metric", "accuracy").cls.Config()] if registry.find("metric", "accuracy") else []
     return create_model(
         "ModelSpec",
         __base__=SpecBase,
@@ -100,7 +103,13 @@ def spec_model(registry: Registry) -> type[SpecBase]:
         loss=(loss | None, None),
         optimizer=(optimizer, default_optimizer),
         data=(data | None, None),
+        metrics=(list[metric], Field(default_factory=lambda: list(default_metrics), max_length=64)),
     )
+
+
+def _name_to_config(value: Any) -> Any:
+    """A metric may be written as its name alone: "accuracy" means {type = "accuracy"}."""
+    return {"type": value} if isinstance(value, str) else value
 
 
 def _normalise_graph(spec: SpecBase) -> SpecBase:

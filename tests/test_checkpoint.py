@@ -115,13 +115,14 @@ def test_a_missing_layer_type_names_the_plugin_to_install(trained, tmp_path: Pat
     with ckptfile.CheckpointFile(trained[1]) as opened:
         header = opened.header.model_dump(exclude={"arrays"})
         arrays = {name: np.array(opened.array(name)) for name in opened.names()}
-    header["spec"] = {**header["spec"], "nodes": [{**header["spec"]["nodes"][0], "type": "TimeAffine"},
+    header["spec"] = {**header["spec"], "nodes": [{**header["spec"]["nodes"][0], "type": "WarpAffine"},
                                                    *header["spec"]["nodes"][1:]]}
-    header["plugins"] = {**header["plugins"], "TimeAffine": {"distribution": "nnkit-rnn", "version": "0.1.0"}}
+    header["plugins"] = {**header["plugins"], "WarpAffine": {"distribution": "nnkit-warp", "version": "0.3.1"}}
     path = tmp_path / "rnn.nnk"
     ckptfile.write(path, header, arrays)
     with pytest.raises(nnkit.CheckpointError,
-                       match=r"node 'fc1' uses layer type 'TimeAffine'.*nnkit-rnn 0.1.0: pip install nnkit-rnn"):
+                       match=r"node 'fc1' uses layer type 'WarpAffine'.*nnkit-warp 0.3.1: pip install nnkit-warp"
+                             r".*closest installed: .*Affine"):
         nnkit.load(path)
 
 
@@ -190,3 +191,32 @@ def test_the_documented_reader_works(trained) -> None:
     exec(compile(code.replace('"spiral.nnk"', repr(str(path))), "checkpoint-format.md", "exec",
                  dont_inherit=True), scope)
     assert np.array_equal(scope["W"], runner.network.params["fc1.W"])
+
+
+def _with_lock(trained, tmp_path: Path, distribution: str, version: str) -> Path:
+    with ckptfile.CheckpointFile(trained[1]) as opened:
+        header = opened.header.model_dump(exclude={"arrays"})
+        arrays = {name: np.array(opened.array(name)) for name in opened.names()}
+    header["plugins"]["Affine"] = {"distribution": distribution, "version": version}
+    path = tmp_path / "locked.nnk"
+    ckptfile.write(path, header, arrays)
+    return path
+
+
+def test_a_newer_major_plugin_version_is_refused(trained, tmp_path: Path) -> None:
+    major = int(nnkit.__version__.split(".")[0])
+    path = _with_lock(trained, tmp_path, "nnkit", f"{major + 1}.0.0")
+    with pytest.raises(nnkit.CheckpointError, match=rf"'Affine' was written by nnkit {major + 1}.0.0, newer than"
+                                                    rf".*pip install 'nnkit>={major + 1}'"):
+        nnkit.load(path)
+
+
+def test_an_older_major_or_another_provider_warns(trained, tmp_path: Path) -> None:
+    from nnkit.checkpoint import PluginVersionWarning
+
+    major = int(nnkit.__version__.split(".")[0])
+    if major > 0:
+        with pytest.warns(PluginVersionWarning, match="newer major version"):
+            nnkit.load(_with_lock(trained, tmp_path, "nnkit", f"{major - 1}.9.0"))
+    with pytest.warns(PluginVersionWarning, match="provided by nnkit-old 1.0 and is now provided by nnkit"):
+        nnkit.load(_with_lock(trained, tmp_path, "nnkit-old", "1.0"))

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+import textwrap
 from importlib import metadata
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Literal
 
@@ -13,6 +19,8 @@ import nnkit
 from nnkit import plugins
 from nnkit.layers.activations import Tanh, TanhConfig
 from nnkit.plugins import PluginWarning, load_registry
+
+from .conftest import EXAMPLES
 
 
 class ScaledTanhConfig(TanhConfig):
@@ -43,7 +51,7 @@ def info(name: str = "scaled") -> nnkit.PluginInfo:
 def test_built_ins_register_through_the_hooks() -> None:
     registry = load_registry(entry_points=False)
     names = [p.name for p in registry.plugins]
-    assert names == ["nnkit.layers", "nnkit.optimizers", "nnkit.datasets"]
+    assert names == ["nnkit.layers", "nnkit.optimizers", "nnkit.datasets", "nnkit.metrics"]
     layers = registry.plugins[0]
     assert layers.distribution == "nnkit" and "Affine" in layers.provides["layer"]
     assert registry.get("layer", "Affine").plugin is layers
@@ -101,8 +109,52 @@ def test_disable_and_load_only_environment_variables(monkeypatch: pytest.MonkeyP
     eps = [metadata.EntryPoint(name=n, value="nnkit_no_such_module:plugin", group="nnkit") for n in ("a", "b")]
     monkeypatch.setattr(plugins.metadata, "entry_points", lambda group: eps)
     monkeypatch.setenv("NNKIT_DISABLE_PLUGINS", "a,b")
-    assert [p.name for p in load_registry().plugins][3:] == []
+    assert [p.name for p in load_registry().plugins][4:] == []
     monkeypatch.delenv("NNKIT_DISABLE_PLUGINS")
     monkeypatch.setenv("NNKIT_LOAD_PLUGINS", "b")
     with pytest.warns(PluginWarning):
-        assert [p.name for p in load_registry().plugins][3:] == ["b"]
+        assert [p.name for p in load_registry().plugins][4:] == ["b"]
+
+
+def install_fake_plugin(site: Path, dist: str, module: str, source: str) -> None:
+    """A plugin 'installed' as pip would leave it: a module and a dist-info with an entry point."""
+    (site / f"{module}.py").write_text(source)
+    info = site / f"{dist.replace('-', '_')}-0.1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 0.1.0\n")
+    (info / "entry_points.txt").write_text(f"[nnkit]\n{module} = {module}\n")
+
+
+def test_broken_installed_plugins_leave_every_command_working(tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    site.mkdir()
+    install_fake_plugin(site, "nnkit-broken-import", "broken_import", "raise RuntimeError('no GPU here')\n")
+    install_fake_plugin(site, "nnkit-broken-hook", "broken_hook", textwrap.dedent("""
+        import nnkit
+
+        @nnkit.hookimpl
+        def register_layers(register):
+            raise ValueError("half-written plugin")
+    """))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")])}
+
+    def nnkit_cli(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "nnkit.cli", *args], capture_output=True, text=True,
+                              env=env, cwd=tmp_path, check=False)
+
+    listed = nnkit_cli("plugins")
+    assert listed.returncode == 0, listed.stderr
+    assert "broken_import  (nnkit-broken-import 0.1.0)" in listed.stdout
+    assert "error: cannot import broken_import: RuntimeError: no GPU here" in listed.stdout
+    assert "error: register_layers raised ValueError: half-written plugin" in listed.stdout
+    assert "nnkit: warning: nnkit plugin 'broken_import' (nnkit-broken-import 0.1.0)" in listed.stderr
+    as_json = {p["name"]: p for p in json.loads(nnkit_cli("plugins", "--json").stdout)}
+    assert as_json["broken_hook"]["error"] and as_json["nnkit.layers"]["error"] is None
+
+    trained = nnkit_cli("train", str(EXAMPLES / "spiral.toml"), "--epochs", "1", "--quiet")
+    assert trained.returncode == 0 and trained.stdout.startswith("final: loss")
+    assert "Traceback" not in trained.stderr
+
+    quiet = subprocess.run([sys.executable, "-m", "nnkit.cli", "plugins"], capture_output=True, text=True,
+                           env={**env, "NNKIT_DISABLE_PLUGINS": "broken_import,broken_hook"}, check=False)
+    assert "broken" not in quiet.stdout and quiet.stderr == ""

@@ -21,14 +21,8 @@ def test_setup_is_two_commands_and_ci_runs_the_test_one() -> None:
     assert run_tests in ci, ".ci/run must run the README's test command verbatim"
 
 
-def test_the_readme_plugin_example_passes_the_layer_contract() -> None:
-    import types
-
-    from nnkit.testing import check_layer
-
-    readme = (ROOT / "README.md").read_text()
-    source = re.search(r"```python\n(# my_layers.py\n.+?)```", readme, re.S).group(1)
-    module = types.ModuleType("my_layers")
-    # dont_inherit: this file's `from __future__ import annotations` must not leak into it.
-    exec(compile(source, "README.md", "exec", dont_inherit=True), module.__dict__)
-    check_layer(module.Swish, {}, [(4,)])
+def test_ci_installs_and_tests_every_plugin_distribution() -> None:
+    _, run_tests = setup_commands()
+    for pyproject in sorted((ROOT / "plugins").glob("*/pyproject.toml")):
+        assert f"-e plugins/{pyproject.parent.name}" in run_tests, f"{pyproject.parent.name} is not installed by CI"
+    assert "pytest -q tests plugins" in run_tests

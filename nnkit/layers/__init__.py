@@ -1,4 +1,7 @@
-"""nnkit's built-in layers: a plugin registered through the same hook as any other."""
+"""nnkit's built-in layers: a plugin registered through the same hook as any other.
+
+The classes here are public: a plugin may subclass them (see nnkit-rnn's TimeAffine).
+"""
 
 from __future__ import annotations
 
@@ -14,6 +17,12 @@ BUILTIN_LAYERS = (
     MatMul, Affine, Sigmoid, ReLU, Tanh, Softmax,
     SoftmaxWithLoss, SigmoidWithLoss, Repeat, Sum, Dropout, Embedding,
 )
+
+
+__all__ = [
+    "BUILTIN_LAYERS", "Affine", "Dropout", "Embedding", "MatMul", "ReLU", "Repeat", "Sigmoid",
+    "SigmoidWithLoss", "Softmax", "SoftmaxWithLoss", "Sum", "Tanh",
+]
 
 
 @hookimpl

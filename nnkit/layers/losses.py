@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Literal
 
 import numpy as np
+from pydantic import Field
 
 from nnkit.layer import LayerConfig, LossLayer, Shape
 from nnkit.layers.activations import softmax
@@ -16,18 +17,22 @@ from nnkit.layers.activations import softmax
 
 class SoftmaxWithLossConfig(LayerConfig):
     type: Literal["SoftmaxWithLoss"] = "SoftmaxWithLoss"
+    # Targets equal to this label are skipped (the book's TimeSoftmaxWithLoss uses -1).
+    ignore_label: int | None = Field(default=None, ge=-(2**31), le=2**31 - 1)
 
 
 class SoftmaxWithLoss(LossLayer):
     """Softmax + cross-entropy over the last axis.
 
     x: (N, ..., C) scores; t: (N, ...) class indices, or one-hot (N, ..., C) — one-hot is
-    turned into indices, as in the book. L = mean over samples of logsumexp(x) - x[t].
-    dx = (softmax(x) - onehot(t)) * dout / M, where M is the number of scored samples.
+    turned into indices, as in the book. L = mean over scored positions of
+    logsumexp(x) - x[t]; positions whose label is `ignore_label` are not scored.
+    dx = (softmax(x) - onehot(t)) * dout / M on scored positions (0 elsewhere), M their count.
     """
 
     Config = SoftmaxWithLossConfig
-    examples = [({}, [(4,)]), ({}, [(2, 3)])]
+    config: SoftmaxWithLossConfig
+    examples = [({}, [(4,)]), ({}, [(2, 3)]), ({"ignore_label": -1}, [(5, 3)])]
 
     def build(self, in_shape: Shape) -> Shape:
         if len(in_shape) < 1 or in_shape[-1] < 2:
@@ -42,6 +47,10 @@ class SoftmaxWithLoss(LossLayer):
         labels = np.asarray(t).reshape(-1).astype(np.intp, copy=False)
         if labels.shape[0] != scores.shape[0]:
             raise ValueError(f"targets of shape {t.shape} do not match scores of shape {x.shape}")
+        ignore = self.config.ignore_label
+        self.mask = None if ignore is None else labels != ignore
+        if self.mask is not None:
+            labels = np.where(self.mask, labels, 0)
         if labels.size and (labels.min() < 0 or labels.max() >= c):
             raise ValueError(f"class labels must lie in [0, {c}), got {labels.min()}..{labels.max()}")
         shifted = scores - scores.max(axis=1, keepdims=True)
@@ -49,13 +58,20 @@ class SoftmaxWithLoss(LossLayer):
         rows = np.arange(labels.shape[0])
         self.y = np.exp(shifted - log_z[:, None])
         self.labels, self.x_shape = labels, x.shape
-        return float(np.mean(log_z - shifted[rows, labels]))
+        losses = log_z - shifted[rows, labels]
+        if self.mask is None:
+            self.count = labels.shape[0]
+            return float(np.mean(losses))
+        self.count = max(int(self.mask.sum()), 1)
+        return float(np.sum(losses * self.mask) / self.count)
 
     def backward(self, dout: float = 1.0) -> np.ndarray:  # type: ignore[override]
         n = self.labels.shape[0]
         dx = self.y.copy()
         dx[np.arange(n), self.labels] -= 1.0
-        dx *= dout / n
+        dx *= dout / self.count
+        if self.mask is not None:
+            dx *= self.mask[:, None]
         return dx.reshape(self.x_shape)
 
     def predict(self, x: np.ndarray) -> np.ndarray:
@@ -63,7 +79,10 @@ class SoftmaxWithLoss(LossLayer):
 
     @classmethod
     def example_targets(cls, config, input_shape, batch, rng):  # type: ignore[no-untyped-def]
-        return rng.integers(0, input_shape[-1], size=(batch, *input_shape[:-1]))
+        t = rng.integers(0, input_shape[-1], size=(batch, *input_shape[:-1]))
+        if config.ignore_label is not None:  # ignore about a third of the positions
+            t = np.where(rng.random(t.shape) < 0.3, config.ignore_label, t)
+        return t
 
 
 class SigmoidWithLossConfig(LayerConfig):

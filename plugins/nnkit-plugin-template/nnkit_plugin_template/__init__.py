@@ -1,0 +1,43 @@
+"""A one-layer nnkit plugin: Swish, y = x * sigmoid(beta * x)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+from pydantic import Field
+
+import nnkit
+
+
+class SwishConfig(nnkit.LayerConfig):
+    """What a model file may set: `{ type = "Swish", beta = 1.0 }`."""
+
+    type: Literal["Swish"] = "Swish"
+    beta: float = Field(default=1.0, gt=0, le=100)  # 1.0 is the SiLU
+
+
+class Swish(nnkit.Layer):
+    """y = x * σ(βx); dx = dy * (σ + βx σ (1 - σ)). Any shape; no params."""
+
+    Config = SwishConfig
+    config: SwishConfig
+    # Configs and per-sample input shapes on which nnkit's contract tests check this layer.
+    examples = [({}, [(4,)]), ({"beta": 2.0}, [(2, 3)])]
+
+    def build(self, in_shape):  # type: ignore[no-untyped-def]
+        return in_shape  # a layer with weights would call self.add_param(name, shape, init) here
+
+    def forward(self, x: np.ndarray, train: bool = False) -> np.ndarray:
+        self.x = x
+        self.s = 0.5 * (1.0 + np.tanh(0.5 * self.config.beta * x))  # σ(βx) without overflow
+        return x * self.s
+
+    def backward(self, dy: np.ndarray) -> np.ndarray:
+        s, beta = self.s, self.config.beta
+        return dy * (s + beta * self.x * s * (1.0 - s))
+
+
+@nnkit.hookimpl
+def register_layers(register):  # type: ignore[no-untyped-def]
+    register(Swish)

@@ -1,0 +1,30 @@
+"""nnkit-rnn: the book's time-series layers as an nnkit plugin.
+
+Inputs are (batch, time, features). Registered through the entry point `rnn` in the
+group `nnkit`, exactly like any third-party plugin.
+"""
+
+from __future__ import annotations
+
+import nnkit
+from nnkit_rnn.data import ArithmeticSequences
+from nnkit_rnn.recurrent import TimeGRU, TimeLSTM, TimeRNN
+from nnkit_rnn.time_layers import TimeAffine, TimeDropout, TimeEmbedding, TimeSoftmaxWithLoss
+
+LAYERS = (TimeEmbedding, TimeAffine, TimeRNN, TimeLSTM, TimeGRU, TimeDropout, TimeSoftmaxWithLoss)
+
+__all__ = [
+    "LAYERS", "ArithmeticSequences", "TimeAffine", "TimeDropout", "TimeEmbedding", "TimeGRU",
+    "TimeLSTM", "TimeRNN", "TimeSoftmaxWithLoss",
+]
+
+
+@nnkit.hookimpl
+def register_layers(register):  # type: ignore[no-untyped-def]
+    for layer in LAYERS:
+        register(layer)
+
+
+@nnkit.hookimpl
+def register_datasets(register):  # type: ignore[no-untyped-def]
+    register(ArithmeticSequences)
