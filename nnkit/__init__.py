@@ -9,8 +9,9 @@ from nnkit.errors import CheckpointError, DataError, ModelFileError, NnkitError,
 from nnkit.graph import Network
 from nnkit.hookspecs import hookimpl
 from nnkit.layer import Layer, LayerConfig, LossLayer
+from nnkit.metrics import Metric
 from nnkit.modelfile import read_model_file, validate_spec
-from nnkit.optimizers import Optimizer
+from nnkit.optimizers import Optimizer, OptimizerConfig
 from nnkit.plugins import get_registry, load_registry
 from nnkit.registry import PluginInfo, Registry
 from nnkit.runner import Runner
@@ -18,8 +19,8 @@ from nnkit.version import __version__
 
 __all__ = [
     "Checkpoint", "CheckpointError", "Config", "Data", "DataError", "Dataset", "Layer",
-    "LayerConfig", "LoadReport", "LossLayer", "ModelFileError", "Network", "NnkitError", "Optimizer",
-    "PluginError", "PluginInfo", "Registry", "Runner", "TrainingState", "__version__",
-    "get_registry", "hookimpl", "inspect", "load", "load_into", "load_registry", "read_model_file", "save",
-    "validate_spec",
+    "LayerConfig", "LoadReport", "LossLayer", "Metric", "ModelFileError", "Network",
+    "NnkitError", "Optimizer", "OptimizerConfig", "PluginError", "PluginInfo", "Registry",
+    "Runner", "TrainingState", "get_registry", "hookimpl", "inspect", "load", "load_into",
+    "load_registry", "read_model_file", "save", "validate_spec", "__version__",
 ]

@@ -18,6 +18,7 @@ import pytest
 import nnkit
 from nnkit import plugins
 from nnkit.layers.activations import Tanh, TanhConfig
+from nnkit.metrics import accuracy
 from nnkit.plugins import PluginWarning, load_registry
 
 from .conftest import EXAMPLES
@@ -158,3 +159,39 @@ def test_broken_installed_plugins_leave_every_command_working(tmp_path: Path) ->
     quiet = subprocess.run([sys.executable, "-m", "nnkit.cli", "plugins"], capture_output=True, text=True,
                            env={**env, "NNKIT_DISABLE_PLUGINS": "broken_import,broken_hook"}, check=False)
     assert "broken" not in quiet.stdout and quiet.stderr == ""
+
+
+class HalfSGDConfig(nnkit.OptimizerConfig):
+    type: Literal["HalfSGD"] = "HalfSGD"
+
+
+class HalfSGD(nnkit.Optimizer):
+    """param -= lr/2 * grad: a third-party optimizer for this test."""
+
+    Config = HalfSGDConfig
+
+    def step(self, param, grad, state, lr):  # type: ignore[no-untyped-def]
+        param -= 0.5 * lr * grad
+
+
+def test_a_plugin_optimizer_and_metric_are_usable_from_a_model_file(use_plugins) -> None:
+    class ErrorRateConfig(nnkit.Config):
+        type: Literal["error_rate"] = "error_rate"
+
+    class ErrorRate(nnkit.Metric):
+        Config = ErrorRateConfig
+        greater_is_better = False
+
+        def __call__(self, probabilities, t):  # type: ignore[no-untyped-def]
+            return 1.0 - accuracy(probabilities, t)
+
+    use_plugins((info(), plugin(register_optimizers=lambda register: register(HalfSGD),
+                                register_metrics=lambda register: register(ErrorRate))))
+    spec = nnkit.read_model_file(EXAMPLES / "spiral.toml").to_dict()
+    spec["optimizer"] = {"type": "HalfSGD", "lr": 2.0}
+    spec["metrics"] = ["accuracy", "error_rate"]
+    runner = nnkit.Runner(nnkit.validate_spec(spec))
+    runner.fit(epochs=300)
+    result = runner.evaluate()
+    assert result["accuracy"] >= 0.96 and result["error_rate"] == pytest.approx(1 - result["accuracy"])
+    assert set(runner.history[-1]) == {"epoch", "loss", "accuracy", "error_rate"}
