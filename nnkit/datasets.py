@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import ClassVar, Literal
 
@@ -14,13 +15,14 @@ from nnkit.hookspecs import Register, hookimpl
 
 @dataclass(frozen=True)
 class Data:
-    """x: (N, ...) inputs; t: (N, ...) targets (class indices or one-hot)."""
+    """x: (N, ...) inputs, or a mapping of input name → (N, ...) for networks with several;
+    t: (N, ...) targets (class indices or one-hot)."""
 
-    x: np.ndarray
+    x: np.ndarray | Mapping[str, np.ndarray]
     t: np.ndarray
 
     def __len__(self) -> int:
-        return len(self.x)
+        return len(self.t)
 
 
 class Dataset:

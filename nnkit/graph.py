@@ -6,7 +6,9 @@ Params and grads are exposed as mappings from stable names (`"<node>.<param>"`, 
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
@@ -20,6 +22,21 @@ from nnkit.spec import SpecBase, topological_order
 Inputs = np.ndarray | Mapping[str, np.ndarray]
 
 
+#: Networks with more params than this are refused before anything is allocated;
+#: raise it with NNKIT_MAX_PARAMS or `Network(..., max_params=...)`.
+DEFAULT_MAX_PARAMS = 1_000_000_000
+
+
+@dataclass(frozen=True)
+class SharedParam:
+    """Param `index` of node `node` is the param `owner` (transposed if `transpose`)."""
+
+    node: str
+    index: int
+    owner: str
+    transpose: bool
+
+
 class Network:
     """Layers wired as the spec's DAG. Build with `Network(spec, rng=...)`."""
 
@@ -31,6 +48,7 @@ class Network:
         registry: Registry | None = None,
         source: str = "<spec>",
         skip_init: bool | Literal["views"] = False,
+        max_params: int | None = None,
     ) -> None:
         """`skip_init` leaves params uninitialised (True) or as stand-ins ("views") for a
         network about to be filled from a file."""
@@ -42,29 +60,85 @@ class Network:
         self.dtype = np.dtype(spec.dtype)
         self.input_names = list(spec.inputs)
         self.input_kinds = {name: inp.dtype for name, inp in spec.inputs.items()}
-        shapes: dict[str, Shape] = {name: tuple(inp.shape) for name, inp in spec.inputs.items()}
         self.order = topological_order(spec.nodes, self.input_names)
+        self.outputs = list(spec.outputs or [])
+        if skip_init != "views":  # count on stand-ins first: a huge network is refused unallocated
+            dry = Network(spec, rng=rng, registry=registry, source=source, skip_init="views")
+            cap = max_params if max_params is not None else int(os.environ.get("NNKIT_MAX_PARAMS", DEFAULT_MAX_PARAMS))
+            if dry.param_count() > cap:
+                raise ModelFileError(f"{source}: the network has {dry.param_count():,} params, over the cap of "
+                                     f"{cap:,} (set NNKIT_MAX_PARAMS to raise it)")
+        shapes: dict[str, Shape] = {name: tuple(inp.shape) for name, inp in spec.inputs.items()}
         self.layers: dict[str, Layer] = {}
         for node in self.order:
             self.layers[node.name] = layer = _build(registry, node, shapes, rng, self.dtype, source, skip_init)
             shapes[node.name] = layer.output_shape
         self.shapes = shapes
-        self.outputs = list(spec.outputs or [])
         self.loss_layer: LossLayer | None = None
         if spec.loss is not None:
             layer = _build(registry, spec.loss, shapes, rng, self.dtype, source, skip_init)
             if not isinstance(layer, LossLayer):
                 raise ModelFileError(f"{source}: loss: {spec.loss.type} is not a loss layer")
             self.loss_layer = layer
+        self.shared = self._resolve_shared(source)
+        self._bind_shared()
         self._index_params()
 
+    def _resolve_shared(self, source: str) -> list[SharedParam]:
+        """Check every `share`/`tie` and follow chains to the param that owns the array."""
+        links: dict[str, tuple[str, bool]] = {}
+        for node in self.order:
+            for field, transpose in (("share", False), ("tie", True)):
+                for pname, ref in (getattr(node, field) or {}).items():
+                    layer = self.layers[node.name]
+                    owner_node, owner_param = ref.split(".", 1)
+                    if pname not in layer.param_names:
+                        raise ModelFileError(f"{source}: node {node.name!r} has no param {pname!r} to {field} "
+                                             f"(it has {layer.param_names or 'none'})")
+                    if owner_param not in self.layers[owner_node].param_names:
+                        raise ModelFileError(f"{source}: node {node.name!r} {field}s {ref!r}, but node "
+                                             f"{owner_node!r} has no param {owner_param!r}")
+                    links[f"{node.name}.{pname}"] = (ref, transpose)
+        shared = []
+        for key, (ref, transpose) in links.items():
+            seen = {key}
+            while ref in links:  # a chain: a shares b, b shares c → a is c
+                if ref in seen:
+                    raise ModelFileError(f"{source}: params share in a circle: {' -> '.join(sorted(seen))}")
+                seen.add(ref)
+                ref, more = links[ref]
+                transpose ^= more
+            node, pname = key.split(".", 1)
+            layer = self.layers[node]
+            index = layer.param_names.index(pname)
+            owner_node, owner_param = ref.split(".", 1)
+            owner = self.layers[owner_node].params[self.layers[owner_node].param_names.index(owner_param)]
+            want = owner.shape[::-1] if transpose else owner.shape
+            if layer.params[index].shape != want:
+                how = "tie (transposed)" if transpose else "share"
+                raise ModelFileError(f"{source}: node {node!r} cannot {how} {ref!r}: its {pname} is "
+                                     f"{layer.params[index].shape}, {ref} gives {want}")
+            shared.append(SharedParam(node, index, ref, transpose))
+        return shared
+
+    def _bind_shared(self) -> None:
+        """Point every sharing node at its owner's array (a transposed view when tied)."""
+        for s in self.shared:
+            owner_node, owner_param = s.owner.split(".", 1)
+            owner_layer = self.layers[owner_node]
+            owner = owner_layer.params[owner_layer.param_names.index(owner_param)]
+            self.layers[s.node].params[s.index] = owner.T if s.transpose else owner
+
     def _index_params(self) -> None:
+        """`params`/`grads`: each array once, under its owner's name (shared ones excluded)."""
+        borrowed = {(s.node, s.index) for s in self.shared}
         self.params: dict[str, np.ndarray] = {}
         self.grads: dict[str, np.ndarray] = {}
         for name, layer in self.layers.items():
-            for pname, param, grad in zip(layer.param_names, layer.params, layer.grads):
-                self.params[f"{name}.{pname}"] = param
-                self.grads[f"{name}.{pname}"] = grad
+            for i, (pname, param, grad) in enumerate(zip(layer.param_names, layer.params, layer.grads)):
+                if (name, i) not in borrowed:
+                    self.params[f"{name}.{pname}"] = param
+                    self.grads[f"{name}.{pname}"] = grad
 
     def replace_arrays(self, params: Mapping[str, np.ndarray] | None = None,
                        grads: Mapping[str, np.ndarray] | None = None) -> None:
@@ -79,6 +153,7 @@ class Network:
                     raise ValueError(f"{section} {key}: {array.dtype} {array.shape} does not fit "
                                      f"{current.dtype} {current.shape}")
                 getattr(layer, section)[i] = array
+        self._bind_shared()
         self._index_params()
 
     def use_rng(self, rng: np.random.Generator) -> None:
@@ -93,6 +168,7 @@ class Network:
         return self.shapes[self.outputs[0]]
 
     def param_count(self) -> int:
+        """Number of trainable numbers, each shared array counted once."""
         return int(sum(p.size for p in self.params.values()))
 
     def _feed(self, inputs: Inputs) -> dict[str, np.ndarray]:
@@ -124,6 +200,11 @@ class Network:
         self.values = values
         return values[self.outputs[0]]
 
+    def forward_all(self, inputs: Inputs, *, train: bool = False) -> dict[str, np.ndarray]:
+        """Every output by name, (N, *shape) each."""
+        self.forward(inputs, train=train)
+        return {name: self.values[name] for name in self.outputs}
+
     def loss(self, inputs: Inputs, t: np.ndarray, *, train: bool = True) -> float:
         """Forward through the network and the loss layer; returns the mean loss."""
         if self.loss_layer is None:
@@ -150,6 +231,9 @@ class Network:
             for name, dx in zip(node.inputs, dxs):
                 if dx is not None:
                     pending[name] = pending[name] + dx if name in pending else dx
+        for s in self.shared:  # one array, several users: its grad is the sum of theirs
+            grad = self.layers[s.node].grads[s.index]
+            self.grads[s.owner] += grad.T if s.transpose else grad
 
     def predict(self, inputs: Inputs, *, batch_size: int = 4096) -> np.ndarray:
         """Outputs for users, in batches: class probabilities when the loss is a classifier's."""
@@ -176,9 +260,11 @@ def _build(
     except PluginError as exc:
         raise ModelFileError(f"{source}: node {node.name!r}: {exc}") from None
     in_shapes = [shapes[i] for i in node.inputs]
-    if len(in_shapes) != cls.num_inputs:
+    if not cls.accepts(len(in_shapes)):
+        expected = cls.num_inputs if isinstance(cls.num_inputs, int) else \
+            f"{cls.num_inputs[0]} to {cls.num_inputs[1] or 'any number of'}"
         raise ModelFileError(
-            f"{source}: node {node.name!r} ({node.type}) takes {cls.num_inputs} input(s), got {len(in_shapes)}")
+            f"{source}: node {node.name!r} ({node.type}) takes {expected} input(s), got {len(in_shapes)}")
     try:
         return cls(node, in_shapes, rng=rng, dtype=dtype, skip_init=skip_init)
     except ValueError as exc:

@@ -10,7 +10,7 @@ optimizer or a checkpoint holding them sees the new values without re-fetching.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 import numpy as np
 from pydantic import Field, field_validator
@@ -22,6 +22,7 @@ Shape = tuple[int, ...]
 Init = Callable[[np.random.Generator, Shape], np.ndarray]
 
 NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
+PARAM_REF_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*\.[A-Za-z_][A-Za-z0-9_]*$"  # "<node>.<param>"
 
 
 class LayerConfig(Config):
@@ -30,6 +31,15 @@ class LayerConfig(Config):
     name: str | None = Field(default=None, pattern=NAME_PATTERN, max_length=64)
     # Names of the nodes (or network inputs) feeding this one; omitted = the previous node.
     inputs: list[str] | None = Field(default=None, max_length=64)
+
+    # Params that are another node's: {W = "embed.W"} uses embed's W itself (one array,
+    # grads summed); `tie` does the same with the transpose (the book's tied embedding).
+    share: dict[Annotated[str, Field(pattern=NAME_PATTERN, max_length=64)],
+                Annotated[str, Field(pattern=PARAM_REF_PATTERN, max_length=129)]] | None = Field(
+        default=None, max_length=64)
+    tie: dict[Annotated[str, Field(pattern=NAME_PATTERN, max_length=64)],
+              Annotated[str, Field(pattern=PARAM_REF_PATTERN, max_length=129)]] | None = Field(
+        default=None, max_length=64)
 
     @field_validator("inputs")
     @classmethod
@@ -43,8 +53,9 @@ class Layer:
     """Base of every layer. Subclasses set `Config` and implement `build`, `forward`, `backward`."""
 
     Config: ClassVar[type[LayerConfig]] = LayerConfig
-    #: How many inputs `forward` takes (a loss layer's target is not counted).
-    num_inputs: ClassVar[int] = 1
+    #: How many inputs `forward` takes: a number, or (least, most) with most None for
+    #: "any number". A loss layer's target is not counted.
+    num_inputs: ClassVar[int | tuple[int, int | None]] = 1
     #: Loss layers take `forward(x, t)`, return a scalar, and `backward(dout=1.0)`.
     is_loss: ClassVar[bool] = False
     #: (config fields, per-sample input shapes) on which the contract tests check this layer;
@@ -69,6 +80,14 @@ class Layer:
         self.param_names: list[str] = []
         self.input_shapes = [tuple(s) for s in input_shapes]
         self.output_shape: Shape = tuple(self.build(*self.input_shapes))
+
+    @classmethod
+    def accepts(cls, count: int) -> bool:
+        """Whether `forward` takes `count` inputs."""
+        if isinstance(cls.num_inputs, int):
+            return count == cls.num_inputs
+        least, most = cls.num_inputs
+        return count >= least and (most is None or count <= most)
 
     def add_param(self, name: str, shape: Shape, init: Init | None = None) -> np.ndarray:
         """Add a param of `shape` in the layer's dtype, and its zeroed grad; returns the param.

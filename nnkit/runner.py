@@ -8,7 +8,7 @@ forward, backward, optimizer update.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -129,10 +129,8 @@ class Runner:
         exactly batch_size samples. A run stopped mid-epoch and saved resumes mid-epoch.
         """
         x, t = self._resolve(x, t)
-        if not isinstance(x, np.ndarray):
-            raise DataError("fit takes one input array in this version")
         target = epochs if epochs is not None else self.spec.train.epochs
-        n, batch = len(x), self.spec.train.batch_size
+        n, batch = _length(x), self.spec.train.batch_size
         if len(t) != n:
             raise DataError(f"x has {n} samples but t has {len(t)}")
         steps = n // batch
@@ -165,7 +163,7 @@ class Runner:
             while progress["position"] < steps and not self.stop_training:
                 idx = order[progress["position"] * batch:(progress["position"] + 1) * batch]
                 tb = t[idx]
-                loss = net.loss(x[idx], tb, train=True)
+                loss = net.loss(_take(x, idx), tb, train=True)
                 net.backward()
                 if max_grad is not None:
                     clip_grads(grads, max_grad)
@@ -208,9 +206,7 @@ class Runner:
             raise DataError("nothing to evaluate: no samples")
         loss_sum, probabilities = 0.0, []
         for start in range(0, n, batch_size):
-            xb = x[start:start + batch_size] if isinstance(x, np.ndarray) else \
-                {k: v[start:start + batch_size] for k, v in x.items()}
-            tb = t[start:start + batch_size]
+            xb, tb = _take(x, slice(start, start + batch_size)), t[start:start + batch_size]
             loss_sum += net.loss(xb, tb, train=False) * len(tb)
             probabilities.append(net.loss_layer.predict(net.values[net.spec.loss.inputs[0]]))
         probabilities = np.concatenate(probabilities)
@@ -274,8 +270,24 @@ def with_overrides(spec: SpecBase, *, epochs: int | None = None, seed: int | Non
     return spec.model_copy(update={"train": train})
 
 
+def _length(x: Inputs) -> int:
+    arrays = list(x.values()) if isinstance(x, Mapping) else [x]
+    lengths = {len(a) for a in arrays}
+    if len(lengths) != 1:
+        raise DataError(f"the inputs have different numbers of samples: {sorted(lengths)}")
+    return lengths.pop()
+
+
+def _take(x: Inputs, index: Any) -> Inputs:
+    """Rows `index` of the input array, or of each named input."""
+    return {k: v[index] for k, v in x.items()} if isinstance(x, Mapping) else x[index]
+
+
 def _with_inputs_from(spec: SpecBase, data: Data) -> SpecBase:
-    """`spec` with its single input `x` shaped like the data's samples."""
-    kind = "int" if np.issubdtype(data.x.dtype, np.integer) else "float"
-    inputs: dict[str, Any] = {"x": InputSpec(shape=list(data.x.shape[1:]), dtype=kind)}
+    """`spec` with its inputs shaped like the data's samples (`x`, or the data's names)."""
+    arrays = data.x if isinstance(data.x, Mapping) else {"x": data.x}
+    inputs: dict[str, Any] = {
+        name: InputSpec(shape=list(a.shape[1:]), dtype="int" if np.issubdtype(a.dtype, np.integer) else "float")
+        for name, a in arrays.items()
+    }
     return spec.model_copy(update={"inputs": inputs})

@@ -9,6 +9,7 @@ so that a spec stored in a checkpoint rebuilds the same network with the same pa
 
 from __future__ import annotations
 
+import difflib
 import functools
 from typing import Annotated, Any, Literal, Union
 
@@ -143,23 +144,53 @@ def _normalise_graph(spec: SpecBase) -> SpecBase:
     known = set(inputs) | {n.name for n in nodes}
     for node in nodes:
         for ref in node.inputs:
-            if ref not in known:
-                raise ValueError(f"node {node.name!r} takes input {ref!r}, which is no node or network input")
+            _check_ref(ref, known, f"node {node.name!r} takes input")
+        for field in ("share", "tie"):
+            for pname, ref in (getattr(node, field) or {}).items():
+                owner = ref.split(".", 1)[0]
+                _check_ref(owner, known - set(inputs), f"node {node.name!r} {field}s {pname} with node")
+                if owner == node.name:
+                    raise ValueError(f"node {node.name!r} cannot {field} a param with itself")
     _check_acyclic(nodes)
     outputs = spec.outputs if spec.outputs is not None else [nodes[-1].name]
     for out in outputs:
-        if out not in known:
-            raise ValueError(f"output {out!r} is no node or network input")
+        _check_ref(out, known, "output")
     loss = spec.loss
     if loss is not None:
         loss = loss.model_copy(update={"name": loss.name or "loss", "inputs": loss.inputs or [outputs[0]]})
         for ref in loss.inputs:
-            if ref not in known:
-                raise ValueError(f"loss takes input {ref!r}, which is no node or network input")
+            _check_ref(ref, known, "loss takes input")
+    _check_used(nodes, [*outputs, *(loss.inputs if loss is not None else [])])
     object.__setattr__(spec, "nodes", nodes)
     object.__setattr__(spec, "outputs", list(outputs))
     object.__setattr__(spec, "loss", loss)
     return spec
+
+
+def _check_ref(ref: str, known: set[str], what: str) -> None:
+    if ref not in known:
+        close = difflib.get_close_matches(ref, sorted(known), n=3, cutoff=0.6)
+        hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+        raise ValueError(f"{what} {ref!r}, which is no node or network input{hint}")
+
+
+def _check_used(nodes: list[LayerConfig], sinks: list[str]) -> None:
+    """Every node must feed an output or the loss (directly, through others, or by lending
+    a shared param to a node that does)."""
+    inputs_of = {n.name: n.inputs or [] for n in nodes}
+    lenders = {n.name: [ref.split(".", 1)[0] for ref in [*(n.share or {}).values(), *(n.tie or {}).values()]]
+               for n in nodes}
+    used: set[str] = set()
+    stack = [s for s in sinks if s in inputs_of]
+    while stack:
+        name = stack.pop()
+        if name in used:
+            continue
+        used.add(name)
+        stack.extend(r for r in [*inputs_of[name], *lenders[name]] if r in inputs_of and r not in used)
+    unused = [n.name for n in nodes if n.name not in used]
+    if unused:
+        raise ValueError(f"unused node(s) {', '.join(repr(u) for u in unused)}: no output or loss depends on them")
 
 
 def _check_acyclic(nodes: list[LayerConfig]) -> None:

@@ -156,6 +156,7 @@ def test_load_into_lists_every_mismatch(trained) -> None:
     spec = nnkit.read_model_file(EXAMPLES / "spiral.toml").to_dict()
     spec["nodes"][0]["units"] = 8  # fc1.W, fc1.b and fc2.W change shape
     spec["nodes"].append({"name": "extra", "type": "Affine", "units": 3})
+    spec["outputs"], spec["loss"]["inputs"] = ["extra"], ["extra"]
     other = nnkit.Network(nnkit.validate_spec(spec), rng=np.random.default_rng(0))
     with pytest.raises(nnkit.CheckpointError) as info:
         nnkit.load_into(other, path)

@@ -74,7 +74,8 @@ def test_a_branch_used_twice_sums_its_gradients() -> None:
             {"name": "fc", "type": "Affine", "units": 4},
             {"name": "a", "type": "Tanh", "inputs": ["fc"]},
             {"name": "b", "type": "Sigmoid", "inputs": ["fc"]},
-            {"name": "outa", "type": "Affine", "units": 2, "inputs": ["a"]},
+            {"name": "ab", "type": "Concat", "inputs": ["a", "b"]},
+            {"name": "outa", "type": "Affine", "units": 2, "inputs": ["ab"]},
         ],
         "outputs": ["outa"],
         "loss": {"type": "SoftmaxWithLoss"},
@@ -85,3 +86,96 @@ def test_a_branch_used_twice_sums_its_gradients() -> None:
     net.backward()
     for name, param in net.params.items():
         assert relative_error(net.grads[name], numeric_gradient(lambda: net.loss(x, t), param)) < 1e-6, name
+
+
+def check_network_gradients(net: Network, x, t) -> None:  # type: ignore[no-untyped-def]
+    net.loss(x, t)
+    net.backward()
+    for name, param in net.params.items():
+        numeric = numeric_gradient(lambda: net.loss(x, t), param)
+        assert relative_error(net.grads[name], numeric) < 1e-6, name
+
+
+CBOW_LIKE = {
+    "inputs": {"c0": {"shape": [], "dtype": "int"}, "c1": {"shape": [], "dtype": "int"}},
+    "nodes": [
+        {"name": "emb0", "type": "Embedding", "vocab_size": 7, "units": 4, "inputs": ["c0"], "init": "xavier"},
+        {"name": "emb1", "type": "Embedding", "vocab_size": 7, "units": 4, "inputs": ["c1"],
+         "share": {"W": "emb0.W"}},
+        {"name": "h", "type": "Mean", "inputs": ["emb0", "emb1"]},
+        {"name": "out", "type": "MatMul", "units": 7, "tie": {"W": "emb0.W"}},
+    ],
+    "loss": {"type": "SoftmaxWithLoss"},
+}
+
+
+def test_shared_and_tied_params_are_one_array_with_summed_grads() -> None:
+    net = build(CBOW_LIKE)
+    assert list(net.params) == ["emb0.W"]  # emb1.W and out.W are emb0.W
+    W = net.params["emb0.W"]
+    assert net.layers["emb1"].params[0] is W
+    assert net.layers["out"].params[0].base is W and net.layers["out"].params[0].shape == (4, 7)
+    rng = np.random.default_rng(3)
+    x = {"c0": rng.integers(0, 7, size=5), "c1": rng.integers(0, 7, size=5)}
+    check_network_gradients(net, x, rng.integers(0, 7, size=5))
+
+
+def test_sharing_survives_a_checkpoint(tmp_path) -> None:
+    net = build(CBOW_LIKE)
+    net.params["emb0.W"][...] = np.arange(28.0).reshape(7, 4)
+    nnkit.save(tmp_path / "c.nnk", net)
+    for mmap in (False, True):
+        loaded = nnkit.load(tmp_path / "c.nnk", mmap=mmap)
+        assert list(loaded.params) == ["emb0.W"]
+        assert loaded.layers["emb1"].params[0] is loaded.params["emb0.W"]
+        assert np.array_equal(loaded.layers["out"].params[0], np.arange(28.0).reshape(7, 4).T)
+    with nnkit.Checkpoint(tmp_path / "c.nnk") as ckpt:
+        assert [n for n in ckpt.file.names() if n.startswith("params/")] == ["params/emb0.W"]
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ({"share": {"W": "emb0.V"}}, "node 'emb0' has no param 'V'"),
+    ({"share": {"V": "emb0.W"}}, "node 'emb1' has no param 'V' to share"),
+    ({"vocab_size": 8, "share": {"W": "emb0.W"}}, r"cannot share 'emb0.W': its W is \(8, 4\), emb0.W gives \(7, 4\)"),
+    ({"share": {"W": "emb9.W"}}, "shares W with node 'emb9', which is no node"),
+])
+def test_bad_sharing_is_explained(change: dict, message: str) -> None:
+    spec = {**CBOW_LIKE, "nodes": [CBOW_LIKE["nodes"][0], {**CBOW_LIKE["nodes"][1], **change},
+                                   *CBOW_LIKE["nodes"][2:]]}
+    with pytest.raises(nnkit.ModelFileError, match=message):
+        build(spec)
+
+
+def test_unused_and_misspelled_nodes_are_named() -> None:
+    with pytest.raises(nnkit.ModelFileError, match="unused node.*'side'"):
+        build({"inputs": {"x": {"shape": [2]}},
+               "nodes": [{"name": "side", "type": "ReLU"}, {"name": "main", "type": "Tanh", "inputs": ["x"]}]})
+    with pytest.raises(nnkit.ModelFileError, match="takes input 'fc_1', which is no node.*did you mean 'fc1'"):
+        build({"inputs": {"x": {"shape": [2]}},
+               "nodes": [{"name": "fc1", "type": "Affine", "units": 2}, {"type": "Tanh", "inputs": ["fc_1"]}]})
+
+
+def test_several_inputs_and_outputs() -> None:
+    net = build({
+        "inputs": {"a": {"shape": [3]}, "b": {"shape": [2]}},
+        "nodes": [{"name": "ab", "type": "Concat", "inputs": ["a", "b"]},
+                  {"name": "y", "type": "Affine", "units": 2, "inputs": ["ab"]},
+                  {"name": "z", "type": "Tanh", "inputs": ["y"]}],
+        "outputs": ["y", "z"],
+        "loss": {"type": "SoftmaxWithLoss", "inputs": ["y"]},
+    })
+    rng = np.random.default_rng(0)
+    x = {"a": rng.standard_normal((4, 3)), "b": rng.standard_normal((4, 2))}
+    assert net.forward(x).shape == (4, 2)
+    both = net.forward_all(x)
+    assert set(both) == {"y", "z"} and np.allclose(both["z"], np.tanh(both["y"]))
+    check_network_gradients(net, x, np.array([0, 1, 1, 0]))
+
+
+def test_the_param_cap_is_checked_before_allocation(monkeypatch: pytest.MonkeyPatch) -> None:
+    huge = {"inputs": {"x": {"shape": [100_000]}}, "nodes": [{"type": "Affine", "units": 100_000}]}
+    with pytest.raises(nnkit.ModelFileError, match="10,000,100,000 params, over the cap of 1,000,000,000"):
+        build(huge)  # 80 GB in float64: refused at once, nothing allocated
+    monkeypatch.setenv("NNKIT_MAX_PARAMS", "10")
+    with pytest.raises(nnkit.ModelFileError, match="over the cap of 10"):
+        build({"inputs": {"x": {"shape": [3]}}, "nodes": [{"type": "Affine", "units": 3}]})

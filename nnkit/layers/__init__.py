@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from nnkit.hookspecs import Register, hookimpl
 from nnkit.layers.activations import ReLU, Sigmoid, Softmax, Tanh
+from nnkit.layers.combine import Add, Concat, Mean
 from nnkit.layers.dropout import Dropout
 from nnkit.layers.embedding import Embedding
 from nnkit.layers.linear import Affine, MatMul
@@ -15,12 +16,12 @@ from nnkit.layers.reduce import Repeat, Sum
 
 BUILTIN_LAYERS = (
     MatMul, Affine, Sigmoid, ReLU, Tanh, Softmax,
-    SoftmaxWithLoss, SigmoidWithLoss, Repeat, Sum, Dropout, Embedding,
+    SoftmaxWithLoss, SigmoidWithLoss, Repeat, Sum, Dropout, Embedding, Concat, Add, Mean,
 )
 
 
 __all__ = [
-    "BUILTIN_LAYERS", "Affine", "Dropout", "Embedding", "MatMul", "ReLU", "Repeat", "Sigmoid",
+    "BUILTIN_LAYERS", "Add", "Affine", "Concat", "Dropout", "Mean", "Embedding", "MatMul", "ReLU", "Repeat", "Sigmoid",
     "SigmoidWithLoss", "Softmax", "SoftmaxWithLoss", "Sum", "Tanh",
 ]
 

@@ -1,4 +1,4 @@
-"""MatMul (x @ W) and Affine (x @ W + b), over the last axis of any input."""
+"""MatMul (x @ W, or a @ b of two inputs) and Affine (x @ W + b), over the last axes."""
 
 from __future__ import annotations
 
@@ -14,38 +14,56 @@ from nnkit.layers._init import InitName, normal_init
 
 class MatMulConfig(LayerConfig):
     type: Literal["MatMul"] = "MatMul"
-    units: int = Field(ge=1, le=MAX_INT)  # output width H
+    units: int | None = Field(default=None, ge=1, le=MAX_INT)  # output width H (one input only)
     init: InitName = "xavier"  # see nnkit.layers._init
     init_scale: float = Field(default=0.01, gt=0)  # std when init = "normal"
 
 
 class MatMul(Layer):
-    """y = x @ W. x: (N, ..., D) → (N, ..., H); W: (D, H)."""
+    """One input: y = x @ W, x (N, ..., D) → (N, ..., H), W (D, H), as in the book.
+    Two inputs: y = a @ b per sample, a (N, ..., M, K), b (N, ..., K, P) → (N, ..., M, P)."""
 
     Config = MatMulConfig
-    examples = [({"units": 4}, [(3,)]), ({"units": 2}, [(2, 3)])]
     config: MatMulConfig
+    num_inputs = (1, 2)
+    examples = [({"units": 4}, [(3,)]), ({"units": 2}, [(2, 3)]), ({}, [(2, 3), (3, 4)])]
 
-    def build(self, in_shape: Shape) -> Shape:
+    def build(self, *in_shapes: Shape) -> Shape:
+        if len(in_shapes) == 2:
+            a, b = in_shapes
+            if self.config.units is not None:
+                raise ValueError("units applies to one input; two inputs multiply each other")
+            if len(a) < 2 or len(a) != len(b) or a[-1] != b[-2] or a[:-2] != b[:-2]:
+                raise ValueError(f"cannot multiply per-sample shapes {a} and {b}")
+            return (*a[:-1], b[-1])
+        (in_shape,) = in_shapes
         if len(in_shape) < 1:
             raise ValueError(f"expects inputs with a feature axis, got per-sample shape {in_shape}")
+        if self.config.units is None:
+            raise ValueError("a MatMul of one input needs units")
         d, h = in_shape[-1], self.config.units
         self.add_param("W", (d, h), normal_init(self.config.init, d, self.config.init_scale))
         return (*in_shape[:-1], h)
 
-    def forward(self, x: np.ndarray, train: bool = False) -> np.ndarray:
-        self.x = x
-        return x @ self.params[0]
+    def forward(self, *xs: np.ndarray, train: bool = False) -> np.ndarray:
+        self.xs = xs
+        return xs[0] @ (xs[1] if len(xs) == 2 else self.params[0])
 
-    def backward(self, dy: np.ndarray) -> np.ndarray:
+    def backward(self, dy: np.ndarray) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+        if len(self.xs) == 2:
+            a, b = self.xs
+            return dy @ np.swapaxes(b, -1, -2), np.swapaxes(a, -1, -2) @ dy
         (W,) = self.params
-        x2, dy2 = self.x.reshape(-1, W.shape[0]), dy.reshape(-1, W.shape[1])
+        x2, dy2 = self.xs[0].reshape(-1, W.shape[0]), dy.reshape(-1, W.shape[1])
         np.matmul(x2.T, dy2, out=self.grads[0])
         return dy @ W.T
 
 
-class AffineConfig(MatMulConfig):
-    type: Literal["Affine"] = "Affine"  # type: ignore[assignment]
+class AffineConfig(LayerConfig):
+    type: Literal["Affine"] = "Affine"
+    units: int = Field(ge=1, le=MAX_INT)  # output width H
+    init: InitName = "xavier"  # see nnkit.layers._init
+    init_scale: float = Field(default=0.01, gt=0)  # std when init = "normal"
 
 
 class Affine(Layer):
