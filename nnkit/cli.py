@@ -17,9 +17,9 @@ import numpy as np
 from nnkit.arrays import read_array, write_array
 from nnkit.checkpoint import inspect
 from nnkit.errors import NnkitError
-from nnkit.modelfile import read_model_file
+from nnkit.modelfile import migrate_file, read_model_file
 from nnkit.plugins import get_registry
-from nnkit.runner import Runner, with_overrides
+from nnkit.runner import Runner, describe_network, with_overrides
 from nnkit.schema import checkpoint_header_schema, model_schema, schema_text
 from nnkit.version import __version__
 
@@ -58,6 +58,20 @@ def _evaluate(args: argparse.Namespace) -> int:
         print(json.dumps(result))
     else:
         print(f"{_metrics(result)}  ({result['samples']} samples)")
+    return 0
+
+
+def _validate(args: argparse.Namespace) -> int:
+    spec = read_model_file(args.model)
+    summary = describe_network(spec, source=args.model)
+    print(f"{args.model}: ok: {summary}")
+    return 0
+
+
+def _migrate(args: argparse.Namespace) -> int:
+    old, new = migrate_file(args.model, args.out)
+    target = args.out or args.model
+    print(f"{target}: format_version {new}" + (f" (was {old})" if old != new else " (already current)"))
     return 0
 
 
@@ -137,6 +151,15 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("checkpoint")
     evaluate.add_argument("--json", action="store_true", help="print one JSON object")
     evaluate.set_defaults(run=_evaluate)
+
+    validate = sub.add_parser("validate", help="check a model file: schema, graph, shapes, param count")
+    validate.add_argument("model")
+    validate.set_defaults(run=_validate)
+
+    migrate = sub.add_parser("migrate", help="rewrite a model file at the current format_version")
+    migrate.add_argument("model")
+    migrate.add_argument("--out", help="write here instead of in place")
+    migrate.set_defaults(run=_migrate)
 
     inspect = sub.add_parser("inspect", help="what a checkpoint holds (reads the header only)")
     inspect.add_argument("checkpoint")

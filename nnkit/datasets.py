@@ -76,4 +76,7 @@ class Spiral(Dataset):
 
 @hookimpl
 def register_datasets(register: Register) -> None:
+    from nnkit.corpus import Corpus  # imported here: corpus.py builds on this module
+
     register(Spiral)
+    register(Corpus)

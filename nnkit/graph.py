@@ -195,8 +195,10 @@ class Network:
         """Run every node; return the first output, (N, *output_shape). Keeps all outputs."""
         values = self._feed(inputs)
         for node in self.order:
-            values[node.name] = self.layers[node.name].forward(
-                *(values[i] for i in node.inputs), train=train)
+            try:
+                values[node.name] = self.layers[node.name].forward(*(values[i] for i in node.inputs), train=train)
+            except (ValueError, IndexError) as exc:  # data the layer cannot take, e.g. an id out of range
+                raise DataError(f"node {node.name!r} ({node.type}): {exc}") from None
         self.values = values
         return values[self.outputs[0]]
 
@@ -211,7 +213,10 @@ class Network:
             raise ModelFileError("the network has no loss; add a [loss] section")
         self.forward(inputs, train=train)
         (source,) = self.spec.loss.inputs
-        return self.loss_layer.forward(self.values[source], t, train=train)
+        try:
+            return self.loss_layer.forward(self.values[source], np.asarray(t), train=train)
+        except (ValueError, IndexError) as exc:
+            raise DataError(f"the targets do not fit the loss ({self.spec.loss.type}): {exc}") from None
 
     def backward(self, dout: float = 1.0) -> None:
         """Backpropagate from the loss; every layer's grads are overwritten in place."""

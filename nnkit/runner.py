@@ -232,6 +232,19 @@ class LogLines(Callback):
             self.log(f"epoch {epoch:>{len(str(self.target))}}/{self.target}  {metrics}")
 
 
+def describe_network(spec: SpecBase, *, source: str = "<spec>", registry: Registry | None = None) -> str:
+    """A one-line summary: nodes, params and output shape, from stand-in arrays (nothing
+    allocated); checks every shape on the way. Input shapes missing from the spec are
+    taken from its data."""
+    registry = registry or get_registry()
+    if spec.inputs is None:
+        spec = Runner(spec, source=source, registry=registry).spec
+    net = Network(spec, rng=np.random.default_rng(0), registry=registry, source=source, skip_init="views")
+    loss = f", loss {spec.loss.type}" if spec.loss is not None else ""
+    return (f"{len(spec.nodes)} nodes, {net.param_count():,} params, "
+            f"output {'×'.join(map(str, net.output_shape)) or 'scalar'} per sample{loss}")
+
+
 def _check_same_network(stored: SpecBase, new: SpecBase, path: Path) -> None:
     keys = ("dtype", "nodes", "outputs", "loss")
     a, b = stored.to_dict(), new.to_dict()

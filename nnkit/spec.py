@@ -13,13 +13,14 @@ import difflib
 import functools
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, create_model, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, create_model, field_validator, model_validator
 
-from nnkit.config import MAX_INT, Config
+from nnkit import migrations
+from nnkit.config import MAX_INT, Config, type_name_of
 from nnkit.layer import NAME_PATTERN, LayerConfig
+from nnkit.migrations import FORMAT_VERSION
 from nnkit.registry import Kind, Registry
 
-FORMAT_VERSION = 1
 MAX_NODES = 10_000
 
 
@@ -51,7 +52,7 @@ class SpecBase(_Strict):
     model_config = ConfigDict(populate_by_name=True)
 
     schema_url: str | None = Field(default=None, alias="$schema", max_length=2048)
-    format_version: int = Field(default=FORMAT_VERSION, ge=1, le=FORMAT_VERSION)
+    format_version: int = Field(default=FORMAT_VERSION, ge=1, le=1000)  # see nnkit.migrations
     name: str | None = Field(default=None, max_length=256)
     dtype: Literal["float64", "float32"] = "float64"
     # Per-sample input shapes by name; omitted = one input "x" shaped like the data.
@@ -64,6 +65,14 @@ class SpecBase(_Strict):
     optimizer: Any = None
     data: Any = None
     metrics: list[Any] = Field(default_factory=list)  # reported per epoch and by evaluate
+
+    @field_validator("format_version")
+    @classmethod
+    def _current_version(cls, value: int) -> int:
+        if value != migrations.FORMAT_VERSION:  # read at call time: tests may pretend another
+            raise ValueError(f"must be {migrations.FORMAT_VERSION}; read the file with nnkit.read_model_file "
+                             "or run `nnkit migrate` to upgrade it")
+        return value
 
     @model_validator(mode="after")
     def _normalise(self) -> SpecBase:
@@ -95,7 +104,11 @@ def spec_model(registry: Registry) -> type[SpecBase]:
     optimizer = _union(configs("optimizer"))
     default_optimizer = registry.get("optimizer", "SGD").cls.Config()
     data = _union(configs("dataset"))
-    metric = Annotated[_union(configs("metric")), BeforeValidator(_name_to_config)]
+    metric_configs = configs("metric")
+    metric = Annotated[_union(metric_configs),
+                       BeforeValidator(_name_to_config, json_schema_input_type=Union[  # noqa: UP007
+                           (Literal[tuple(type_name_of(registry.get("metric", n).cls)
+                                          for n in registry.names("metric"))], *metric_configs)])]
     default_metrics = [registry.get("metric", "accuracy").cls.Config()] if registry.find("metric", "accuracy") else []
     return create_model(
         "ModelSpec",

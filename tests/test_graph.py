@@ -179,3 +179,14 @@ def test_the_param_cap_is_checked_before_allocation(monkeypatch: pytest.MonkeyPa
     monkeypatch.setenv("NNKIT_MAX_PARAMS", "10")
     with pytest.raises(nnkit.ModelFileError, match="over the cap of 10"):
         build({"inputs": {"x": {"shape": [3]}}, "nodes": [{"type": "Affine", "units": 3}]})
+
+
+def test_data_the_network_cannot_take_is_a_data_error() -> None:
+    net = build({"inputs": {"x": {"shape": [], "dtype": "int"}},
+                 "nodes": [{"name": "emb", "type": "Embedding", "vocab_size": 5, "units": 3},
+                           {"type": "Affine", "units": 4}],
+                 "loss": {"type": "SoftmaxWithLoss"}})
+    with pytest.raises(nnkit.DataError, match=r"node 'emb' \(Embedding\): index 7 is out of bounds"):
+        net.forward(np.array([1, 7]))
+    with pytest.raises(nnkit.DataError, match=r"targets do not fit the loss.*labels must lie in \[0, 4\)"):
+        net.loss(np.array([1, 2]), np.array([0, 9]))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 import numpy as np
 from pydantic import Field
@@ -15,7 +15,8 @@ class ArithmeticSequencesConfig(nnkit.Config):
     count: int = Field(default=2000, ge=1, le=10_000_000)  # sequences
     length: int = Field(default=8, ge=2, le=10_000)  # time steps T
     vocab_size: int = Field(default=20, ge=2, le=1_000_000)  # tokens V
-    steps: list[int] = Field(default=[1, 2, 3], min_length=1, max_length=64)  # possible strides
+    # The possible strides of a progression.
+    steps: list[Annotated[int, Field(ge=1, le=1_000_000)]] = Field(default=[1, 2, 3], min_length=1, max_length=64)
 
 
 class ArithmeticSequences(nnkit.Dataset):

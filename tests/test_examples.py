@@ -1,0 +1,42 @@
+"""Every example model file validates and trains; CBOW shares one embedding and learns
+which words go together."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import nnkit
+from nnkit.corpus import Corpus, nearest
+
+from .conftest import EXAMPLES
+
+PLUGIN_EXAMPLES = {"sequence.toml": "TimeLSTM"}
+
+
+@pytest.mark.parametrize("path", sorted(EXAMPLES.glob("*.toml")), ids=lambda p: p.name)
+def test_every_example_validates_and_trains(path: Path) -> None:
+    needs = PLUGIN_EXAMPLES.get(path.name)
+    if needs and nnkit.get_registry().find("layer", needs) is None:
+        pytest.skip(f"{path.name} needs the plugin that provides {needs}")
+    runner = nnkit.Runner.from_file(path, epochs=2)
+    history = runner.fit()
+    assert len(history) == 2 and np.isfinite(history[-1]["loss"])
+
+
+def test_cbow_shares_one_embedding_and_finds_neighbours(tmp_path: Path) -> None:
+    runner = nnkit.Runner.from_file(EXAMPLES / "cbow.toml")
+    runner.fit()
+    assert [k for k in runner.network.params if k.startswith("emb")] == ["emb0.W"]
+    vocabulary = Corpus(runner.spec.data).vocabulary()
+    vectors = runner.network.params["emb0.W"]
+    assert {w for w, _ in nearest(vectors, vocabulary, "tea", top=3)} == {"coffee", "water", "milk"}
+    assert {w for w, _ in nearest(vectors, vocabulary, "cats", top=2)} == {"dogs", "birds"}
+    runner.save(tmp_path / "cbow.nnk")
+    shown = subprocess.run([sys.executable, str(EXAMPLES / "cbow_nearest.py"), str(tmp_path / "cbow.nnk"), "you"],
+                           capture_output=True, text=True, check=True)
+    assert shown.stdout.startswith("you: ") and {"we", "they"} <= set(shown.stdout.replace(",", " ").split())
