@@ -2,10 +2,12 @@
 msgpack checkpoints. This module is the public API; everything else may change.
 """
 
+from nnkit import callbacks
+from nnkit.callbacks import Callback
 from nnkit.checkpoint import Checkpoint, LoadReport, TrainingState, inspect, load, load_into, save
 from nnkit.config import Config
 from nnkit.datasets import Data, Dataset
-from nnkit.errors import CheckpointError, DataError, ModelFileError, NnkitError, PluginError
+from nnkit.errors import CheckpointError, DataError, ModelFileError, NnkitError, PluginError, TrainingError
 from nnkit.graph import Network
 from nnkit.hookspecs import hookimpl
 from nnkit.layer import Layer, LayerConfig, LossLayer
@@ -18,9 +20,9 @@ from nnkit.runner import Runner
 from nnkit.version import __version__
 
 __all__ = [
-    "Checkpoint", "CheckpointError", "Config", "Data", "DataError", "Dataset", "Layer",
+    "Callback", "Checkpoint", "CheckpointError", "Config", "Data", "DataError", "Dataset", "Layer",
     "LayerConfig", "LoadReport", "LossLayer", "Metric", "ModelFileError", "Network",
     "NnkitError", "Optimizer", "OptimizerConfig", "PluginError", "PluginInfo", "Registry",
-    "Runner", "TrainingState", "get_registry", "hookimpl", "inspect", "load", "load_into",
+    "Runner", "TrainingError", "TrainingState", "callbacks", "get_registry", "hookimpl", "inspect", "load", "load_into",
     "load_registry", "read_model_file", "save", "validate_spec", "__version__",
 ]

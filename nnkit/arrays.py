@@ -1,9 +1,7 @@
-"""Reading and writing user arrays (.npy, .csv) for `nnkit predict`. Never unpickles."""
+"""Reading user arrays (.npy, .csv) for `nnkit predict` and file datasets. Never unpickles."""
 
 from __future__ import annotations
 
-import io
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -11,20 +9,21 @@ import numpy as np
 from nnkit.errors import DataError
 
 
-def read_array(path: str | Path) -> np.ndarray:
-    """A 2-D float array from `.npy` (no pickles) or `.csv` (comma-separated, `#` comments)."""
+def read_array(path: str | Path, *, skip_rows: int = 0, mmap: bool = False) -> np.ndarray:
+    """A 2-D array from `.npy` (no pickles; `mmap` maps it instead of reading it) or `.csv`
+    (comma-separated, `#` comments, `skip_rows` header lines)."""
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in (".npy", ".csv"):
         raise DataError(f"{path}: unknown input extension {path.suffix!r}; use .npy or .csv")
     try:
         if suffix == ".npy":
-            return np.load(path, allow_pickle=False)
+            return np.load(path, allow_pickle=False, mmap_mode="r" if mmap else None)
         with warnings_as_errors():
-            return np.loadtxt(path, delimiter=",", ndmin=2, dtype=np.float64)
+            return np.loadtxt(path, delimiter=",", ndmin=2, dtype=np.float64, skiprows=skip_rows)
     except FileNotFoundError:
         raise DataError(f"{path}: no such file") from None
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, UserWarning) as exc:
         raise DataError(f"{path}: cannot read array: {exc}") from None
 
 
@@ -40,24 +39,3 @@ class warnings_as_errors:  # noqa: N801 - used as a context manager
 
     def __exit__(self, *exc: object) -> None:
         self._ctx.__exit__(*exc)
-
-
-def write_array(path: str | Path | None, array: np.ndarray) -> None:
-    """Write to `.npy` or `.csv`; `None` or "-" prints CSV on stdout."""
-    if path is None or str(path) == "-":
-        buffer = io.StringIO()
-        np.savetxt(buffer, array.reshape(len(array), -1), delimiter=",",
-                   fmt="%d" if np.issubdtype(array.dtype, np.integer) else "%.8g")
-        sys.stdout.write(buffer.getvalue())
-        return
-    path = Path(path)
-    try:
-        if path.suffix.lower() == ".npy":
-            np.save(path, array, allow_pickle=False)
-        elif path.suffix.lower() == ".csv":
-            np.savetxt(path, array.reshape(len(array), -1), delimiter=",",
-                       fmt="%d" if np.issubdtype(array.dtype, np.integer) else "%.17g")
-        else:
-            raise DataError(f"{path}: unknown output extension {path.suffix!r}; use .npy or .csv")
-    except OSError as exc:
-        raise DataError(f"{path}: cannot write: {exc.strerror or exc}") from None

@@ -1,23 +1,38 @@
-"""Callbacks: hooks into the training loop. nnkit's own logging, checkpointing, early
-stopping and NaN guard are callbacks; plugins and users add their own the same way.
+"""Callbacks: hooks into the training loop. nnkit's own logging, progress bar, periodic and
+best checkpoints, early stopping and NaN guard are callbacks; plugins register more through
+the `register_callbacks` hook, and a model file turns them on in `[[callbacks]]`.
 
-A callback may keep state that must survive a resume: return it from `state()` (plain
-data: numbers, strings, lists, dicts) and take it back in `load_state`; the runner keeps
-it in the checkpoint under the callback's `key`.
+A callback may keep state that must survive a resume: plain data from `state()` and
+arrays from `arrays()`; the runner stores both in the checkpoint under the callback's `key`.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+import math
+import warnings
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
+
+import numpy as np
+from pydantic import Field
+
+from nnkit.config import Config
+from nnkit.errors import ModelFileError, TrainingError
+from nnkit.hookspecs import Register, hookimpl
 
 if TYPE_CHECKING:
     from nnkit.runner import Runner
 
 
 class Callback:
-    """Base class: every method is optional. `runner.stop_training = True` ends the run."""
+    """Base class: every method is optional. `runner.stop_training = True` ends the run.
 
-    #: Where this callback's `state()` lives in the checkpoint; None = it keeps none.
+    Registered callbacks (those a model file can name) set `Config`, whose `type` names them.
+    """
+
+    Config: ClassVar[type[Config]]
+
+    #: Where this callback's state lives in the checkpoint; None = it keeps none.
     key: str | None = None
 
     def on_train_begin(self, runner: Runner) -> None:
@@ -30,16 +45,24 @@ class Callback:
         """After optimizer update number `step` (counted from 1 over the whole run)."""
 
     def on_epoch_end(self, runner: Runner, epoch: int, record: dict[str, float]) -> None:
-        """After epoch `epoch`; `record` is its history entry (loss, accuracy, val_…)."""
+        """After epoch `epoch`; `record` is its history entry (loss, metrics, val_…)."""
 
     def on_train_end(self, runner: Runner) -> None:
-        """After the last step, also when stopped early."""
+        """After the last step, also when stopped early (not when training fails)."""
 
     def state(self) -> dict[str, Any]:
+        """Plain data (numbers, strings, lists, maps) to keep in checkpoints."""
         return {}
 
     def load_state(self, state: dict[str, Any]) -> None:
         """Restore what `state()` returned."""
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """Arrays to keep in checkpoints, by name."""
+        return {}
+
+    def load_arrays(self, arrays: dict[str, np.ndarray]) -> None:
+        """Restore what `arrays()` returned."""
 
 
 class CallbackList(Callback):
@@ -67,3 +90,182 @@ class CallbackList(Callback):
     def on_train_end(self, runner: Runner) -> None:
         for cb in self.callbacks:
             cb.on_train_end(runner)
+
+
+def lower_is_better(metric: str, mode: str) -> bool:
+    """"auto": losses (and anything named *loss or *error) go down, other metrics go up."""
+    if mode != "auto":
+        return mode == "min"
+    return metric.endswith(("loss", "error", "error_rate"))
+
+
+def metric_of(record: dict[str, float], metric: str, who: str) -> float:
+    if metric not in record:
+        raise ModelFileError(f"{who}: metric {metric!r} is not in the history (it has {', '.join(record)}); "
+                             "val_… metrics need a [validation] section")
+    return record[metric]
+
+
+def non_finite_report(runner: Runner) -> str:
+    """Where the first non-finite number is: a node's output, else a param."""
+    net = runner.network
+    values = getattr(net, "values", {})
+    for node in net.order:
+        value = values.get(node.name)
+        if value is not None and np.issubdtype(value.dtype, np.floating) and not np.all(np.isfinite(value)):
+            layer = net.layers[node.name]
+            bad = [f"{node.name}.{p}" for p, a in zip(layer.param_names, layer.params) if not np.all(np.isfinite(a))]
+            cause = f", whose param {', '.join(repr(b) for b in bad)} holds non-finite values" if bad else ""
+            return f"the first non-finite values are in the output of node {node.name!r} ({node.type}){cause}"
+    for name, param in net.params.items():
+        if not np.all(np.isfinite(param)):
+            return f"the first non-finite values are in param {name!r}"
+    return "every node output and param is finite: the loss itself overflowed"
+
+
+class NanGuard(Callback):
+    """Stops training with a TrainingError at the first non-finite loss or param, naming the
+    step and the first node (or param) holding a non-finite value. On by default
+    (`train.nan_guard`)."""
+
+    def on_step_end(self, runner: Runner, step: int, loss: float) -> None:
+        if not math.isfinite(loss):
+            raise TrainingError(f"training diverged at step {step} (epoch {runner.epoch + 1}): the loss is "
+                                f"{loss}; {non_finite_report(runner)}. Nothing was saved; try a smaller lr "
+                                "or train.max_grad")
+
+    def on_epoch_end(self, runner: Runner, epoch: int, record: dict[str, float]) -> None:
+        for name, param in runner.network.params.items():
+            if not np.all(np.isfinite(param)):
+                raise TrainingError(f"training diverged in epoch {epoch}: param {name!r} holds non-finite "
+                                    "values. Nothing was saved; try a smaller lr or train.max_grad")
+
+
+class CheckpointConfig(Config):
+    type: Literal["checkpoint"] = "checkpoint"
+    every: int = Field(default=1, ge=1, le=10_000_000)  # epochs between periodic checkpoints
+    keep: int = Field(default=3, ge=0, le=100_000)  # periodic checkpoints kept (the newest); 0 = none
+    best: str | None = Field(default=None, max_length=64)  # also keep best.nnk by this metric
+    mode: Literal["auto", "min", "max"] = "auto"  # auto: *loss/*error minimised, others maximised
+
+
+class Checkpointing(Callback):
+    """Saves `epoch-000010.nnk` every `every` epochs (keeping the newest `keep`) and
+    `best.nnk` whenever `best` improves, into the runner's checkpoint folder (chosen by the
+    caller, never by the model file). Refuses to save non-finite params."""
+
+    Config = CheckpointConfig
+    config: CheckpointConfig
+    key = "checkpoint"
+
+    def __init__(self, config: CheckpointConfig) -> None:
+        self.config = config
+        self.saved: list[str] = []
+        self.best_value: float | None = None
+        self.best_epoch: int | None = None
+        self.warned = False
+
+    def on_epoch_end(self, runner: Runner, epoch: int, record: dict[str, float]) -> None:
+        folder = runner.checkpoint_dir
+        if folder is None:
+            if not self.warned:
+                warnings.warn("checkpoint callback: no checkpoint folder was given (nnkit train --out or "
+                              "--checkpoint-dir); periodic checkpoints are off", UserWarning, stacklevel=2)
+                self.warned = True
+            return
+        NanGuard().on_epoch_end(runner, epoch, record)  # a bad state must never replace a good file
+        folder.mkdir(parents=True, exist_ok=True)
+        c = self.config
+        if c.best is not None:
+            value = metric_of(record, c.best, "checkpoint callback")
+            lower = lower_is_better(c.best, c.mode)
+            if self.best_value is None or (value < self.best_value if lower else value > self.best_value):
+                self.best_value, self.best_epoch = value, epoch
+                runner.save(folder / "best.nnk")
+        if c.keep and epoch % c.every == 0:
+            name = f"epoch-{epoch:06d}.nnk"
+            runner.save(folder / name)
+            self.saved = [n for n in self.saved if n != name] + [name]
+            for old in self.saved[:-c.keep]:
+                (folder / old).unlink(missing_ok=True)
+            self.saved = self.saved[-c.keep:]
+
+    def state(self) -> dict[str, Any]:
+        return {"saved": self.saved, "best_value": self.best_value, "best_epoch": self.best_epoch}
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        self.saved = [str(n) for n in state.get("saved", []) if Path(str(n)).name == n]
+        self.best_value, self.best_epoch = state.get("best_value"), state.get("best_epoch")
+
+
+class EarlyStoppingConfig(Config):
+    type: Literal["early_stopping"] = "early_stopping"
+    metric: str = Field(default="val_loss", max_length=64)  # a key of the epoch records
+    patience: int = Field(default=10, ge=1, le=10_000_000)  # epochs without improvement before stopping
+    min_delta: float = Field(default=0.0, ge=0, le=1e12)  # smaller changes are not improvements
+    mode: Literal["auto", "min", "max"] = "auto"
+    restore_best: bool = True  # end with the params of the best epoch
+
+
+class EarlyStopping(Callback):
+    """Stops when `metric` has not improved for `patience` epochs; with `restore_best`, puts
+    back the best epoch's params (kept in memory and in checkpoints) when training ends."""
+
+    Config = EarlyStoppingConfig
+    config: EarlyStoppingConfig
+    key = "early_stopping"
+
+    def __init__(self, config: EarlyStoppingConfig) -> None:
+        self.config = config
+        self.best_value: float | None = None
+        self.best_epoch: int | None = None
+        self.wait = 0
+        self.stopped_epoch: int | None = None
+        self.best_params: dict[str, np.ndarray] = {}
+
+    def on_epoch_end(self, runner: Runner, epoch: int, record: dict[str, float]) -> None:
+        c = self.config
+        value = metric_of(record, c.metric, "early stopping")
+        lower = lower_is_better(c.metric, c.mode)
+        better = self.best_value is None or (
+            value < self.best_value - c.min_delta if lower else value > self.best_value + c.min_delta)
+        if better:
+            self.best_value, self.best_epoch, self.wait = value, epoch, 0
+            if c.restore_best:
+                self.best_params = {k: v.copy() for k, v in runner.network.params.items()}
+            return
+        self.wait += 1
+        if self.wait >= c.patience:
+            self.stopped_epoch = epoch
+            runner.stop_training = True
+
+    def on_train_end(self, runner: Runner) -> None:
+        if self.stopped_epoch is None:
+            return
+        note = (f"early stopping: {self.config.metric} did not improve for {self.config.patience} epochs; "
+                f"stopped after epoch {self.stopped_epoch}")
+        if self.config.restore_best and self.best_params:
+            for name, value in self.best_params.items():
+                runner.network.params[name][...] = value
+            note += f", restored epoch {self.best_epoch} ({self.config.metric} {self.best_value:.4f})"
+        runner.notes.append(note)
+
+    def state(self) -> dict[str, Any]:
+        return {"best_value": self.best_value, "best_epoch": self.best_epoch, "wait": self.wait,
+                "stopped_epoch": self.stopped_epoch}
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        self.best_value, self.best_epoch = state.get("best_value"), state.get("best_epoch")
+        self.wait, self.stopped_epoch = int(state.get("wait", 0)), state.get("stopped_epoch")
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        return self.best_params
+
+    def load_arrays(self, arrays: dict[str, np.ndarray]) -> None:
+        self.best_params = {k: np.array(v) for k, v in arrays.items()}
+
+
+@hookimpl
+def register_callbacks(register: Register) -> None:
+    register(Checkpointing)
+    register(EarlyStopping)

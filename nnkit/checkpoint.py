@@ -50,6 +50,7 @@ class TrainingState:
     progress: dict[str, Any] = field(default_factory=dict)
     order: np.ndarray | None = None  # the unfinished epoch's shuffled order
     created: str | None = None  # when the run's first checkpoint was written
+    callback_arrays: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)  # key → name → array
 
 
 @dataclass
@@ -108,6 +109,9 @@ def save(path: str | Path, network: Network, state: TrainingState | None = None,
             arrays[f"optimizer/{key}"] = value
     if state.order is not None and state.progress.get("position"):
         arrays["progress/order"] = state.order
+    for key, named in state.callback_arrays.items():
+        for name, value in named.items():
+            arrays[f"callbacks/{key}/{name}"] = value
     ckptfile.write(path, header, arrays)
 
 
@@ -274,7 +278,11 @@ class Checkpoint:
             if "progress/order" not in self.file.index:
                 raise CheckpointError(f"{self.path}: an unfinished epoch without its order")
             order = np.array(self.file.array("progress/order"))
-        return TrainingState(optimizer, rngs, progress, order, self.header.created)
+        callback_arrays: dict[str, dict[str, np.ndarray]] = {}
+        for name in self.file.names("callbacks/"):
+            _, key, array_name = name.split("/", 2)
+            callback_arrays.setdefault(key, {})[array_name] = np.array(self.file.array(name))
+        return TrainingState(optimizer, rngs, progress, order, self.header.created, callback_arrays)
 
 
 def _describe(report: LoadReport) -> str:

@@ -14,29 +14,37 @@ from pathlib import Path
 
 import numpy as np
 
-from nnkit.arrays import read_array, write_array
-from nnkit.checkpoint import inspect
+from nnkit.checkpoint import inspect, load
+from nnkit.datasets import FileDataset
 from nnkit.errors import NnkitError
+from nnkit.inference import predict_file
 from nnkit.modelfile import migrate_file, read_model_file
+from nnkit.plot import plot_boundary, plot_history
 from nnkit.plugins import get_registry
+from nnkit.progress import format_record, reporter
 from nnkit.runner import Runner, describe_network, with_overrides
 from nnkit.schema import checkpoint_header_schema, model_schema, schema_text
 from nnkit.version import __version__
 
 
-def _metrics(result: dict) -> str:
-    return "  ".join(f"{k} {v:.4f}" for k, v in result.items() if k not in ("samples", "epoch"))
-
-
 def _train(args: argparse.Namespace) -> int:
+    folder = args.checkpoint_dir
+    if folder is None and args.out:
+        folder = str(Path(args.out).with_name(Path(args.out).stem + "-checkpoints"))
     if args.resume:
         spec = with_overrides(read_model_file(args.model), seed=args.seed) if args.model else None
-        runner = Runner.from_checkpoint(args.resume, epochs=args.epochs, spec=spec)
+        runner = Runner.from_checkpoint(args.resume, epochs=args.epochs, spec=spec, checkpoint_dir=folder)
     else:
-        runner = Runner.from_file(args.model, epochs=args.epochs, seed=args.seed)
-    runner.fit(log=None if args.quiet else print)
+        runner = Runner.from_file(args.model, epochs=args.epochs, seed=args.seed, checkpoint_dir=folder)
+    progress = reporter("none" if args.quiet else args.progress)
+    runner.fit(callbacks=[progress] if progress else None)
+    for note in runner.notes:
+        print(note)
     result = runner.evaluate()
-    print(f"final: {_metrics(result)}  ({result['samples']} training samples)")
+    print(f"final: {format_record(result)}  ({result['samples']} training samples)")
+    if runner.validation_data is not None:
+        held = runner.evaluate(runner.validation_data.x, runner.validation_data.t)
+        print(f"validation: {format_record(held)}  ({held['samples']} held-out samples)")
     if args.out:
         runner.save(args.out)
         print(f"saved {args.out}")
@@ -44,21 +52,38 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _predict(args: argparse.Namespace) -> int:
-    runner = Runner.from_checkpoint(args.checkpoint)
-    y = runner.predict(read_array(args.input))
-    if args.classes:
-        y = y.argmax(axis=-1) if y.ndim >= 2 and y.shape[-1] >= 2 else (y > 0.5).astype(np.int64)
-    write_array(args.output, y)
+    network = load(args.checkpoint, grads=False)
+    predict_file(network, args.input, args.output, batch_size=args.batch_size, classes=args.classes,
+                 fmt=args.format)
     return 0
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    result = Runner.from_checkpoint(args.checkpoint).evaluate()
-    if args.json:
-        print(json.dumps(result))
+    runner = Runner.from_checkpoint(args.checkpoint)
+    if args.data:
+        data = FileDataset(FileDataset.Config(path=args.data)).load(np.random.default_rng(0))
+        results = {"data": runner.evaluate(data.x, data.t, confusion=True)}
     else:
-        print(f"{_metrics(result)}  ({result['samples']} samples)")
+        results = {"training": runner.evaluate(confusion=True)}
+        if runner.validation_data is not None:
+            held = runner.validation_data
+            results["validation"] = runner.evaluate(held.x, held.t, confusion=True)
+    if args.json:
+        first = next(iter(results.values()))
+        print(json.dumps({**first, **{k: v for k, v in results.items() if k != next(iter(results))}}))
+        return 0
+    for label, result in results.items():
+        print(f"{label}: {format_record({k: v for k, v in result.items() if k != 'confusion'})}  "
+              f"({result['samples']} samples)")
+        if result.get("confusion"):
+            print(_confusion_table(result["confusion"]))
     return 0
+
+
+def _confusion_table(counts: list[list[int]]) -> str:
+    width = max(len(str(v)) for row in counts for v in row) + 1
+    head = "  true\\pred " + "".join(f"{j:>{width}}" for j in range(len(counts)))
+    return "\n".join([head, *(f"  {i:>9} " + "".join(f"{v:>{width}}" for v in row) for i, row in enumerate(counts))])
 
 
 def _validate(args: argparse.Namespace) -> int:
@@ -95,6 +120,17 @@ def _inspect(args: argparse.Namespace) -> int:
     return 0
 
 
+def _plot(args: argparse.Namespace) -> int:
+    runner = Runner.from_checkpoint(args.checkpoint)
+    title = runner.spec.name or Path(args.checkpoint).stem
+    if args.boundary:
+        plot_boundary(runner.network, runner.data.x, runner.data.t, args.out, title=title)
+    else:
+        plot_history(runner.history, args.out, title=title)
+    print(f"wrote {args.out}")
+    return 0
+
+
 def _plugins(args: argparse.Namespace) -> int:
     plugins = [p.to_dict() for p in get_registry().plugins]
     if args.json:
@@ -102,7 +138,7 @@ def _plugins(args: argparse.Namespace) -> int:
         return 0
     for p in plugins:
         print(f"{p['name']}  ({p['distribution']} {p['version']})")
-        for label in ("layers", "optimizers", "datasets", "metrics"):
+        for label in ("layers", "optimizers", "datasets", "metrics", "callbacks"):
             if p[label]:
                 print(f"  {label}: {', '.join(p[label])}")
         if p["error"]:
@@ -138,17 +174,24 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--seed", type=int, help="override the model file's seed")
     train.add_argument("--resume", metavar="CKPT", help="continue training from a checkpoint")
     train.add_argument("--quiet", action="store_true", help="print only the final result")
+    train.add_argument("--progress", choices=("auto", "bar", "lines", "none"), default="auto",
+                       help="a live bar (needs nnkit[progress]) or plain lines; auto: a bar on a terminal")
+    train.add_argument("--checkpoint-dir", help="where the model file's checkpoint callback writes "
+                                                "(default: <out>-checkpoints beside --out)")
     train.set_defaults(run=_train)
 
-    predict = sub.add_parser("predict", help="predict with a checkpoint")
+    predict = sub.add_parser("predict", help="predict with a checkpoint, streaming in batches")
     predict.add_argument("checkpoint")
     predict.add_argument("--input", required=True, help="inputs, .npy or .csv (one row per sample)")
-    predict.add_argument("--output", help="write .npy or .csv here (default: CSV on stdout)")
+    predict.add_argument("--output", help="write .npy or .csv here (default: stdout)")
+    predict.add_argument("--format", choices=("csv", "json"), default="csv", help="stdout: CSV rows or JSON lines")
     predict.add_argument("--classes", action="store_true", help="output class labels, not probabilities")
+    predict.add_argument("--batch-size", type=int, default=4096, help="rows per batch (memory stays flat)")
     predict.set_defaults(run=_predict)
 
-    evaluate = sub.add_parser("evaluate", help="loss and accuracy on the model file's dataset")
+    evaluate = sub.add_parser("evaluate", help="loss, metrics and confusion matrix on the model's or any data")
     evaluate.add_argument("checkpoint")
+    evaluate.add_argument("--data", help="a .npz (x, t), .npy or .csv (label in the last column) to score")
     evaluate.add_argument("--json", action="store_true", help="print one JSON object")
     evaluate.set_defaults(run=_evaluate)
 
@@ -165,6 +208,12 @@ def build_parser() -> argparse.ArgumentParser:
     inspect.add_argument("checkpoint")
     inspect.add_argument("--json", action="store_true", help="print JSON")
     inspect.set_defaults(run=_inspect)
+
+    plot = sub.add_parser("plot", help="draw the loss and metric curves, or the decision regions")
+    plot.add_argument("checkpoint")
+    plot.add_argument("--out", required=True, help="the picture to write (.png, .svg, .pdf)")
+    plot.add_argument("--boundary", action="store_true", help="decision regions of a 2-feature network, data on top")
+    plot.set_defaults(run=_plot)
 
     plugins = sub.add_parser("plugins", help="list plugins and what they provide")
     plugins.add_argument("--json", action="store_true", help="print JSON")

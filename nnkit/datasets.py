@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import ClassVar, Literal
 
 import numpy as np
@@ -32,6 +33,8 @@ class Dataset:
 
     def __init__(self, config: Config) -> None:
         self.config = config
+        #: The folder of the model file that names this dataset: relative paths start there.
+        self.base_dir: Path | None = None
 
     def load(self, rng: np.random.Generator) -> Data:
         """Make or read the data; any randomness comes from `rng`."""
@@ -74,9 +77,75 @@ class Spiral(Dataset):
         return spiral(rng, c.points_per_class, c.classes, c.noise)
 
 
+class FileConfig(Config):
+    type: Literal["file"] = "file"
+    path: str = Field(min_length=1, max_length=4096)  # .npz, .npy or .csv; relative to the model file
+    label_column: int = Field(default=-1, ge=-100_000, le=100_000)  # .npy/.csv: the column holding t
+    skip_rows: int = Field(default=0, ge=0, le=1_000_000)  # .csv: header lines to skip
+    labels: Literal["int", "float"] = "int"  # class indices, or real-valued targets
+
+
+class FileDataset(Dataset):
+    """Arrays from a file: `.npz` holding `x` and `t`; `.npy` (2-D) or `.csv` with the
+    targets in `label_column` and the features in the other columns. Never unpickles."""
+
+    Config = FileConfig
+    config: FileConfig
+
+    def load(self, rng: np.random.Generator) -> Data:
+        from nnkit.arrays import read_array  # the CSV/NPY reader shared with `nnkit predict`
+
+        c = self.config
+        path = Path(c.path)
+        if not path.is_absolute() and self.base_dir is not None:
+            path = self.base_dir / path
+        if path.suffix.lower() == ".npz":
+            try:
+                with np.load(path, allow_pickle=False) as archive:
+                    missing = {"x", "t"} - set(archive.files)
+                    if missing:
+                        raise ValueError(f"{path}: the archive lacks {sorted(missing)} (it has {archive.files})")
+                    return Data(archive["x"], archive["t"])
+            except FileNotFoundError:
+                raise ValueError(f"{path}: no such file") from None
+        table = read_array(path, skip_rows=c.skip_rows)
+        if table.ndim != 2 or table.shape[1] < 2:
+            raise ValueError(f"{path}: expected a table with feature columns and a label column, got {table.shape}")
+        column = c.label_column % table.shape[1]
+        t = table[:, column]
+        if c.labels == "int":
+            if not np.all(t == np.round(t)):
+                raise ValueError(f"{path}: column {c.label_column} holds non-integer labels")
+            t = t.astype(np.int64)
+        return Data(np.ascontiguousarray(np.delete(table, column, axis=1)), t)
+
+
+class DigitsConfig(Config):
+    type: Literal["digits"] = "digits"
+    scale: float = Field(default=1 / 16, gt=0, le=1e6)  # pixels are 0..16; the default maps them to 0..1
+
+
+class Digits(Dataset):
+    """scikit-learn's bundled 8×8 handwritten digits (1,797 images, no download): x (1797, 64)
+    float, t (1797,) 0..9. Needs scikit-learn: pip install 'nnkit[examples]'."""
+
+    Config = DigitsConfig
+    config: DigitsConfig
+
+    def load(self, rng: np.random.Generator) -> Data:
+        try:
+            from sklearn.datasets import load_digits
+        except ImportError:
+            raise ValueError("the digits dataset needs scikit-learn: pip install 'nnkit[examples]'") from None
+        digits = load_digits()
+        return Data(digits.data.astype(np.float64) * self.config.scale, digits.target.astype(np.int64))
+
+
 @hookimpl
 def register_datasets(register: Register) -> None:
     from nnkit.corpus import Corpus  # imported here: corpus.py builds on this module
 
     register(Spiral)
     register(Corpus)
+    register(FileDataset)
+    register(Digits)

@@ -21,3 +21,7 @@ class PluginError(NnkitError):
 
 class DataError(NnkitError):
     """Input data cannot be read or does not fit the network."""
+
+
+class TrainingError(NnkitError):
+    """Training cannot go on: the loss or a param turned non-finite."""

@@ -54,6 +54,14 @@ def register_metrics(register: Register) -> None:
 
 
 @hookspec
+def register_callbacks(register: Register) -> None:
+    """Register callback classes a model file can turn on in `[[callbacks]]`: call
+    `register(CallbackClass)` once per class. A callback class subclasses
+    `nnkit.Callback` and has a `Config` whose `type` field is a `Literal` naming it.
+    """
+
+
+@hookspec
 def register_datasets(register: Register) -> None:
     """Register dataset classes: call `register(DatasetClass)` once per class.
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import pluggy
 
-from nnkit import datasets, hookspecs, layers, metrics, optimizers
+from nnkit import callbacks, datasets, hookspecs, layers, metrics, optimizers
 from nnkit.datasets import Dataset
 from nnkit.errors import PluginError
 from nnkit.layer import Layer
@@ -29,13 +29,14 @@ from nnkit.version import __version__
 ENTRY_POINT_GROUP = "nnkit"
 BUILTINS: tuple[tuple[str, ModuleType], ...] = (
     ("nnkit.layers", layers), ("nnkit.optimizers", optimizers), ("nnkit.datasets", datasets),
-    ("nnkit.metrics", metrics),
+    ("nnkit.metrics", metrics), ("nnkit.callbacks", callbacks),
 )
 HOOKS: tuple[tuple[str, Kind, type], ...] = (
     ("register_layers", "layer", Layer),
     ("register_optimizers", "optimizer", Optimizer),
     ("register_datasets", "dataset", Dataset),
     ("register_metrics", "metric", Metric),
+    ("register_callbacks", "callback", callbacks.Callback),
 )
 
 

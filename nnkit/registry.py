@@ -13,8 +13,8 @@ from typing import Any, Literal
 from nnkit.config import type_name_of
 from nnkit.errors import PluginError
 
-Kind = Literal["layer", "optimizer", "dataset", "metric"]
-KINDS: tuple[Kind, ...] = ("layer", "optimizer", "dataset", "metric")
+Kind = Literal["layer", "optimizer", "dataset", "metric", "callback"]
+KINDS: tuple[Kind, ...] = ("layer", "optimizer", "dataset", "metric", "callback")
 
 
 @dataclass
@@ -32,6 +32,7 @@ class PluginInfo:
             "name": self.name, "distribution": self.distribution, "version": self.version,
             "layers": self.provides["layer"], "optimizers": self.provides["optimizer"],
             "datasets": self.provides["dataset"], "metrics": self.provides["metric"],
+            "callbacks": self.provides["callback"],
             "error": "; ".join(self.errors) if self.errors else None,
         }
 

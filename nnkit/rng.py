@@ -12,11 +12,13 @@ import numpy as np
 
 from nnkit.errors import CheckpointError
 
-STREAMS = ("data", "network", "shuffle")
+# Appending a name keeps the earlier streams as they were (spawn keys are positional).
+STREAMS = ("data", "network", "shuffle", "split", "validation")
 
 
 def streams(seed: int) -> dict[str, np.random.Generator]:
-    """Independent generators for the data, the network's init and dropout, and shuffling."""
+    """Independent generators: data, the network's init and dropout, shuffling, the
+    validation split, and a validation dataset."""
     children = np.random.SeedSequence(seed).spawn(len(STREAMS))
     return {name: np.random.Generator(np.random.PCG64(child)) for name, child in zip(STREAMS, children)}
 

@@ -8,21 +8,24 @@ forward, backward, optimizer update.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from nnkit.callbacks import Callback, CallbackList
+from nnkit.callbacks import Callback, CallbackList, NanGuard
 from nnkit.checkpoint import Checkpoint, TrainingState, save
 from nnkit.datasets import Data
 from nnkit.errors import DataError, ModelFileError
 from nnkit.graph import Inputs, Network
+from nnkit.inference import confusion_matrix
 from nnkit.metrics import Metric
 from nnkit.modelfile import read_model_file
 from nnkit.optimizers import Optimizer
 from nnkit.plugins import get_registry
+from nnkit.progress import LogLines
 from nnkit.registry import Registry
 from nnkit.rng import streams
 from nnkit.spec import InputSpec, SpecBase, TrainSpec
@@ -34,24 +37,32 @@ class Runner:
     """Trains and runs one network. Build with `from_file`, `from_checkpoint` or a spec."""
 
     def __init__(self, spec: SpecBase, *, source: str = "<spec>", registry: Registry | None = None,
-                 callbacks: list[Callback] | None = None,
+                 callbacks: list[Callback] | None = None, checkpoint_dir: str | Path | None = None,
                  _network: Network | None = None, _state: TrainingState | None = None) -> None:
+        """`checkpoint_dir` is where the model file's checkpoint callback writes (the model
+        file never chooses a path); `callbacks` are added to those the model file turns on."""
         self.registry = registry or get_registry()
         self.source = source
-        self.callbacks: list[Callback] = list(callbacks or [])
+        self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None
+        self.callbacks: list[Callback] = [
+            self.registry.get("callback", c.type).cls(c) for c in spec.callbacks] + list(callbacks or [])
         self.stop_training = False
+        self.notes: list[str] = []  # what callbacks want users told, e.g. that training stopped early
         self._active: list[Callback] = []
         self._data: Data | None = None
+        self._split: tuple[Data, Data | None] | None = None
+        self.steps_per_epoch = 0
+        self.target_epochs = spec.train.epochs
         self.spec = spec
         if spec.inputs is None:
             self.spec = spec = _with_inputs_from(spec, self.data)
         if _network is None:
             rngs = streams(spec.train.seed)
             self.network = Network(spec, rng=rngs["network"], registry=self.registry, source=source)
-            _state = TrainingState(None, rngs, {})
+            _state = TrainingState(None, {k: rngs[k] for k in ("network", "shuffle")}, {})
         else:
             self.network = _network
-        self.state = _state or TrainingState(None, streams(spec.train.seed), {})
+        self.state = _state or TrainingState(None, {"shuffle": streams(spec.train.seed)["shuffle"]}, {})
         self.optimizer = self.state.optimizer or _optimizer_for(spec, self.registry)
         self.metrics: list[Metric] = [self.registry.get("metric", m.type).cls(m) for m in spec.metrics]
         self.state.optimizer = self.optimizer
@@ -64,14 +75,15 @@ class Runner:
 
     @classmethod
     def from_file(cls, path: str | Path, *, epochs: int | None = None, seed: int | None = None,
-                  registry: Registry | None = None) -> Runner:
+                  registry: Registry | None = None, checkpoint_dir: str | Path | None = None) -> Runner:
         """A runner for the model file at `path`, with optional overrides of its recipe."""
         spec = read_model_file(path, registry)
-        return cls(with_overrides(spec, epochs=epochs, seed=seed), source=str(path), registry=registry)
+        return cls(with_overrides(spec, epochs=epochs, seed=seed), source=str(path), registry=registry,
+                   checkpoint_dir=checkpoint_dir)
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, *, epochs: int | None = None, spec: SpecBase | None = None,
-                        registry: Registry | None = None) -> Runner:
+                        registry: Registry | None = None, checkpoint_dir: str | Path | None = None) -> Runner:
         """A runner that continues exactly where the checkpoint at `path` stopped.
 
         `spec` (e.g. the model file again, with more epochs) replaces the stored training
@@ -85,7 +97,8 @@ class Runner:
             network.spec = with_overrides(network.spec, epochs=epochs)
             optimizer = _optimizer_for(network.spec, checkpoint.registry)
             state = checkpoint.training_state(network, optimizer)
-        return cls(network.spec, source=str(path), registry=checkpoint.registry, _network=network, _state=state)
+        return cls(network.spec, source=str(path), registry=checkpoint.registry, _network=network, _state=state,
+                   checkpoint_dir=checkpoint_dir)
 
     # -- data ---------------------------------------------------------------------------
 
@@ -96,14 +109,43 @@ class Runner:
             config = self.spec.data
             if config is None:
                 raise DataError(f"{self.source}: the model file names no [data]; pass x and t")
-            dataset = self.registry.get("dataset", config.type).cls(config)
             # A fresh data stream: the same seed always gives the same data, resumed or not.
-            self._data = dataset.load(streams(self.spec.train.seed)["data"])
+            self._data = self._load(config, "data")
         return self._data
+
+    def _load(self, config: Any, stream: str) -> Data:
+        dataset = self.registry.get("dataset", config.type).cls(config)
+        dataset.base_dir = Path(self.source).parent if self.source and not self.source.startswith("<") else None
+        try:
+            return dataset.load(streams(self.spec.train.seed)[stream])
+        except (OSError, ValueError) as exc:
+            raise DataError(f"{self.source}: dataset {config.type!r}: {exc}") from None
+
+    def _splits(self) -> tuple[Data, Data | None]:
+        """(training data, validation data or None) from the model file."""
+        if self._split is None:
+            v = self.spec.validation
+            if v is None:
+                self._split = (self.data, None)
+            elif v.data is not None:
+                self._split = (self.data, self._load(v.data, "validation"))
+            else:
+                self._split = split_data(self.data, v.split, streams(self.spec.train.seed)["split"])
+        return self._split
+
+    @property
+    def train_data(self) -> Data:
+        """What `fit` trains on by default: the model file's data less any validation split."""
+        return self._splits()[0]
+
+    @property
+    def validation_data(self) -> Data | None:
+        """The model file's held-out data (a split of `data`, or a dataset of its own)."""
+        return self._splits()[1]
 
     def _resolve(self, x: Inputs | None, t: np.ndarray | None) -> tuple[Inputs, np.ndarray]:
         if x is None and t is None:
-            return self.data.x, self.data.t
+            return self.train_data.x, self.train_data.t
         if x is None or t is None:
             raise DataError("pass both x and t, or neither to use the model file's data")
         return x, np.asarray(t)
@@ -121,13 +163,18 @@ class Runner:
         return int(self.state.progress["epoch"])
 
     def fit(self, x: Inputs | None = None, t: np.ndarray | None = None, *, epochs: int | None = None,
-            log: Log | None = None, callbacks: list[Callback] | None = None) -> list[dict[str, float]]:
+            log: Log | None = None, callbacks: list[Callback] | None = None,
+            validation: tuple[Inputs, np.ndarray] | None = None) -> list[dict[str, float]]:
         """Train until `epochs` (default: the spec's) epochs are done; returns the history.
 
         Each epoch shuffles with the run's shuffle stream and runs len(x) // batch_size
         steps; the last partial batch is dropped (the book's rule), so every step sees
-        exactly batch_size samples. A run stopped mid-epoch and saved resumes mid-epoch.
+        exactly batch_size samples. After each epoch the validation data (`validation`,
+        else the model file's) is scored as val_loss and val_<metric>. A run stopped
+        mid-epoch and saved resumes mid-epoch. `log` gets one plain line every few epochs.
         """
+        if x is None and t is None and validation is None and self.validation_data is not None:
+            validation = (self.validation_data.x, self.validation_data.t)
         x, t = self._resolve(x, t)
         target = epochs if epochs is not None else self.spec.train.epochs
         n, batch = _length(x), self.spec.train.batch_size
@@ -139,20 +186,37 @@ class Runner:
         net, optimizer, progress = self.network, self.optimizer, self.state.progress
         if net.loss_layer is None:
             raise ModelFileError(f"{self.source}: the network has no loss; add a [loss] section")
-        params, grads = list(net.params.values()), list(net.grads.values())
-        shuffle = self.state.rngs["shuffle"]
-        max_grad = self.spec.train.max_grad
         optimizer.total_steps = target * steps
-        self._active = [*self.callbacks, *(callbacks or [])]
+        self._validation = validation
+        self.steps_per_epoch, self.target_epochs = steps, target
+        guard = [NanGuard()] if self.spec.train.nan_guard else []
+        self._active = [*guard, *self.callbacks, *(callbacks or [])]
         if log is not None:
-            self._active.append(LogLines(log, self.spec.train.log_every or max(1, target // 10), target))
+            self._active.append(LogLines(log))
         for cb in self._active:
             if cb.key is not None and cb.key in progress["callbacks"]:
                 cb.load_state(progress["callbacks"][cb.key])
+            if cb.key is not None and cb.key in self.state.callback_arrays:
+                cb.load_arrays(self.state.callback_arrays[cb.key])
         hooks = CallbackList(self._active)
         self.stop_training = False
         hooks.on_train_begin(self)
         loss_source = self.spec.loss.inputs[0]
+        # With the guard on, overflow is its business: it stops with where it began, so
+        # NumPy's own overflow warnings would only be noise ahead of that error.
+        quiet = np.errstate(over="ignore", invalid="ignore", divide="ignore") if guard else contextlib.nullcontext()
+        with quiet:
+            self._loop(x, t, target, steps, batch, hooks, loss_source)
+        hooks.on_train_end(self)
+        return self.history
+
+    def _loop(self, x: Inputs, t: np.ndarray, target: int, steps: int, batch: int, hooks: CallbackList,
+              loss_source: str) -> None:
+        net, optimizer, progress = self.network, self.optimizer, self.state.progress
+        params, grads = list(net.params.values()), list(net.grads.values())
+        shuffle, max_grad = self.state.rngs["shuffle"], self.spec.train.max_grad
+        n = _length(x)
+        validation = self._validation
         while progress["epoch"] < target and not self.stop_training:
             if progress["position"] == 0 or self.state.order is None:
                 self.state.order = shuffle.permutation(n)
@@ -181,12 +245,13 @@ class Runner:
             progress["epoch"] += 1
             progress["position"] = 0
             record = {"epoch": progress["epoch"], **{k: v / steps for k, v in running.items()}}
+            if validation is not None:
+                scores = self.evaluate(*validation)
+                record.update({f"val_{k}": v for k, v in scores.items() if k != "samples"})
             progress["running"] = {}
             self.state.order = None
             progress["history"].append(record)
             hooks.on_epoch_end(self, progress["epoch"], record)
-        hooks.on_train_end(self)
-        return self.history
 
     # -- inference ----------------------------------------------------------------------
 
@@ -195,8 +260,9 @@ class Runner:
         return self.network.predict(x, batch_size=batch_size)
 
     def evaluate(self, x: Inputs | None = None, t: np.ndarray | None = None,
-                 *, batch_size: int = 4096) -> dict[str, float]:
-        """Mean loss and each metric over all of (x, t) (default: the model file's data)."""
+                 *, batch_size: int = 4096, confusion: bool = False) -> dict[str, Any]:
+        """Mean loss and each metric over all of (x, t) (default: the training data), and
+        with `confusion` the confusion matrix (counts[true][predicted]) of a classifier."""
         x, t = self._resolve(x, t)
         net = self.network
         if net.loss_layer is None:
@@ -210,26 +276,19 @@ class Runner:
             loss_sum += net.loss(xb, tb, train=False) * len(tb)
             probabilities.append(net.loss_layer.predict(net.values[net.spec.loss.inputs[0]]))
         probabilities = np.concatenate(probabilities)
-        return {"loss": loss_sum / n, **{m.name: m(probabilities, t) for m in self.metrics}, "samples": n}
+        result: dict[str, Any] = {"loss": loss_sum / n, **{m.name: m(probabilities, t) for m in self.metrics},
+                                  "samples": n}
+        if confusion:
+            result["confusion"] = confusion_matrix(probabilities, t)
+        return result
 
     def save(self, path: str | Path) -> None:
         """Write the network, grads, optimizer and RNG state and progress to `path`."""
         for cb in [*self.callbacks, *self._active]:
             if cb.key is not None:
                 self.state.progress["callbacks"][cb.key] = cb.state()
+                self.state.callback_arrays[cb.key] = cb.arrays()
         save(path, self.network, self.state, registry=self.registry)
-
-
-class LogLines(Callback):
-    """One plain line every `every` epochs (and at the last one)."""
-
-    def __init__(self, log: Log, every: int, target: int) -> None:
-        self.log, self.every, self.target = log, every, target
-
-    def on_epoch_end(self, runner: Runner, epoch: int, record: dict[str, float]) -> None:
-        if epoch % self.every == 0 or epoch == self.target:
-            metrics = "  ".join(f"{k} {v:.4f}" for k, v in record.items() if k != "epoch")
-            self.log(f"epoch {epoch:>{len(str(self.target))}}/{self.target}  {metrics}")
 
 
 def describe_network(spec: SpecBase, *, source: str = "<spec>", registry: Registry | None = None) -> str:
@@ -281,6 +340,17 @@ def with_overrides(spec: SpecBase, *, epochs: int | None = None, seed: int | Non
     except ValueError as exc:
         raise ModelFileError(f"invalid override: {exc}") from None
     return spec.model_copy(update={"train": train})
+
+
+def split_data(data: Data, fraction: float, rng: np.random.Generator) -> tuple[Data, Data]:
+    """(training part, held-out part): a seeded shuffle, then the last `fraction` held out."""
+    n = len(data)
+    held = max(1, int(round(n * fraction)))
+    if held >= n:
+        raise DataError(f"a validation split of {fraction} leaves no training data from {n} samples")
+    order = rng.permutation(n)
+    train, valid = np.sort(order[:n - held]), np.sort(order[n - held:])
+    return Data(_take(data.x, train), data.t[train]), Data(_take(data.x, valid), data.t[valid])
 
 
 def _length(x: Inputs) -> int:

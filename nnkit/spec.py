@@ -44,6 +44,20 @@ class TrainSpec(_Strict):
     log_every: int | None = Field(default=None, ge=1, le=10_000_000)  # epochs; None = ~10 lines
     # Global-norm clipping, the book's `max_grad`: scale all grads by max_grad / (norm + 1e-6).
     max_grad: float | None = Field(default=None, gt=0, le=1e12)
+    nan_guard: bool = True  # stop at the first non-finite loss or param, naming where it began
+
+
+class ValidationBase(_Strict):
+    """Held-out data, scored after every epoch (val_loss, val_<metric>): give one of the two."""
+
+    split: float | None = Field(default=None, gt=0, lt=1)  # fraction of the training data held out
+    data: Any = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> ValidationBase:
+        if (self.split is None) == (self.data is None):
+            raise ValueError("give exactly one of split (a fraction of the training data) or data (a dataset)")
+        return self
 
 
 class SpecBase(_Strict):
@@ -65,6 +79,8 @@ class SpecBase(_Strict):
     optimizer: Any = None
     data: Any = None
     metrics: list[Any] = Field(default_factory=list)  # reported per epoch and by evaluate
+    validation: Any = None  # held-out data: a split of the training data, or a dataset of its own
+    callbacks: list[Any] = Field(default_factory=list)  # e.g. checkpoint, early_stopping
 
     @field_validator("format_version")
     @classmethod
@@ -110,6 +126,11 @@ def spec_model(registry: Registry) -> type[SpecBase]:
                            (Literal[tuple(type_name_of(registry.get("metric", n).cls)
                                           for n in registry.names("metric"))], *metric_configs)])]
     default_metrics = [registry.get("metric", "accuracy").cls.Config()] if registry.find("metric", "accuracy") else []
+    validation = create_model(
+        "ValidationSpec", __base__=ValidationBase,
+        data=(data | None, Field(default=None, description="a dataset of its own")),
+    )
+    callback = _union(configs("callback"))
     return create_model(
         "ModelSpec",
         __base__=SpecBase,
@@ -118,6 +139,8 @@ def spec_model(registry: Registry) -> type[SpecBase]:
         optimizer=(optimizer, default_optimizer),
         data=(data | None, None),
         metrics=(list[metric], Field(default_factory=lambda: list(default_metrics), max_length=64)),
+        validation=(validation | None, None),
+        callbacks=(list[callback], Field(default_factory=list, max_length=64)),
     )
 
 

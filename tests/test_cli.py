@@ -27,7 +27,8 @@ def test_train_prints_progress_and_the_final_result(tmp_path: Path, capsys) -> N
     assert main(["train", str(EXAMPLES / "spiral.toml"), "--epochs", "20", "--out", str(out)]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].startswith("epoch  2/20  loss ")
-    assert lines[-2].startswith("final: loss ") and "accuracy" in lines[-2]
+    assert lines[-3].startswith("final: loss ") and "accuracy" in lines[-3]
+    assert lines[-2].startswith("validation: loss ") and "(300 held-out samples)" in lines[-2]
     assert lines[-1] == f"saved {out}"
     assert out.exists()
 

@@ -108,6 +108,8 @@ nodes:
 loss: {type: SoftmaxWithLoss}
 optimizer: {type: SGD, lr: 1.0}
 data: {type: spiral, points_per_class: 100, classes: 3}
+validation:
+  data: {type: spiral, points_per_class: 100, classes: 3}
 train: {epochs: 300, batch_size: 30, seed: 1}
 name: spiral
 """

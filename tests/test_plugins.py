@@ -52,7 +52,7 @@ def info(name: str = "scaled") -> nnkit.PluginInfo:
 def test_built_ins_register_through_the_hooks() -> None:
     registry = load_registry(entry_points=False)
     names = [p.name for p in registry.plugins]
-    assert names == ["nnkit.layers", "nnkit.optimizers", "nnkit.datasets", "nnkit.metrics"]
+    assert names == ["nnkit.layers", "nnkit.optimizers", "nnkit.datasets", "nnkit.metrics", "nnkit.callbacks"]
     layers = registry.plugins[0]
     assert layers.distribution == "nnkit" and "Affine" in layers.provides["layer"]
     assert registry.get("layer", "Affine").plugin is layers
@@ -110,11 +110,11 @@ def test_disable_and_load_only_environment_variables(monkeypatch: pytest.MonkeyP
     eps = [metadata.EntryPoint(name=n, value="nnkit_no_such_module:plugin", group="nnkit") for n in ("a", "b")]
     monkeypatch.setattr(plugins.metadata, "entry_points", lambda group: eps)
     monkeypatch.setenv("NNKIT_DISABLE_PLUGINS", "a,b")
-    assert [p.name for p in load_registry().plugins][4:] == []
+    assert [p.name for p in load_registry().plugins][5:] == []
     monkeypatch.delenv("NNKIT_DISABLE_PLUGINS")
     monkeypatch.setenv("NNKIT_LOAD_PLUGINS", "b")
     with pytest.warns(PluginWarning):
-        assert [p.name for p in load_registry().plugins][4:] == ["b"]
+        assert [p.name for p in load_registry().plugins][5:] == ["b"]
 
 
 def install_fake_plugin(site: Path, dist: str, module: str, source: str) -> None:
@@ -194,4 +194,5 @@ def test_a_plugin_optimizer_and_metric_are_usable_from_a_model_file(use_plugins)
     runner.fit(epochs=300)
     result = runner.evaluate()
     assert result["accuracy"] >= 0.96 and result["error_rate"] == pytest.approx(1 - result["accuracy"])
-    assert set(runner.history[-1]) == {"epoch", "loss", "accuracy", "error_rate"}
+    assert set(runner.history[-1]) == {"epoch", "loss", "accuracy", "error_rate",
+                                       "val_loss", "val_accuracy", "val_error_rate"}

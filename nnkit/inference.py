@@ -1,0 +1,118 @@
+"""Batched inference over files with flat memory: inputs are memory-mapped (.npy) or read
+in chunks (.csv), outputs written batch by batch (.npy, .csv, or CSV/JSON lines on stdout)."""
+
+from __future__ import annotations
+
+import io
+import json
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Literal, TextIO
+
+import numpy as np
+
+from nnkit.arrays import read_array, warnings_as_errors
+from nnkit.errors import DataError
+from nnkit.graph import Network
+
+
+def batches(path: str | Path, batch_size: int) -> tuple[int, Iterator[np.ndarray]]:
+    """(row count, an iterator of row batches) for a .npy or .csv file, without reading it whole."""
+    path = Path(path)
+    if path.suffix.lower() == ".npy":
+        x = read_array(path, mmap=True)
+        return len(x), (np.asarray(x[i:i + batch_size]) for i in range(0, len(x), batch_size))
+    if path.suffix.lower() != ".csv":
+        raise DataError(f"{path}: unknown input extension {path.suffix!r}; use .npy or .csv")
+    try:
+        with open(path, encoding="utf-8") as f:
+            rows = sum(1 for line in f if line.strip() and not line.lstrip().startswith("#"))
+    except FileNotFoundError:
+        raise DataError(f"{path}: no such file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DataError(f"{path}: cannot read: {exc}") from None
+
+    def chunks() -> Iterator[np.ndarray]:
+        with open(path, encoding="utf-8") as f:
+            while True:
+                try:
+                    with warnings_as_errors():
+                        chunk = np.loadtxt(f, delimiter=",", ndmin=2, dtype=np.float64, max_rows=batch_size)
+                except UserWarning:  # no rows left
+                    return
+                except ValueError as exc:
+                    raise DataError(f"{path}: cannot read array: {exc}") from None
+                if len(chunk) == 0:
+                    return
+                yield chunk
+
+    return rows, chunks()
+
+
+Format = Literal["csv", "json"]
+
+
+def predict_file(network: Network, input_path: str | Path, output: str | Path | None, *,
+                 batch_size: int = 4096, classes: bool = False, fmt: Format = "csv",
+                 stdout: TextIO | None = None) -> int:
+    """Predict every row of `input_path` and write the outputs as they come; returns the
+    row count. `output` .npy or .csv, or None/"-" for stdout in `fmt` (CSV rows or JSON lines)."""
+    rows, chunks = batches(input_path, batch_size)
+    out_shape = () if classes else network.output_shape
+    dtype = np.int64 if classes else network.dtype
+    stdout = stdout or sys.stdout
+    target = None if output is None or str(output) == "-" else Path(output)
+    if target is not None and target.suffix.lower() not in (".npy", ".csv"):
+        raise DataError(f"{target}: unknown output extension {target.suffix!r}; use .npy or .csv")
+    memmap: Any = None
+    text: TextIO | None = stdout
+    try:
+        if target is not None and target.suffix.lower() == ".npy":
+            memmap = np.lib.format.open_memmap(target, mode="w+", dtype=dtype, shape=(rows, *out_shape))
+            text = None
+        elif target is not None:
+            text = open(target, "w", encoding="utf-8")  # noqa: SIM115 - closed below
+        done = 0
+        for chunk in chunks:
+            y = network.predict(chunk, batch_size=batch_size)
+            if classes:
+                y = y.argmax(axis=-1) if y.ndim >= 2 and y.shape[-1] >= 2 else (y > 0.5).astype(np.int64)
+            if memmap is not None:
+                memmap[done:done + len(y)] = y
+            else:
+                _write_rows(text, y, "csv" if target is not None else fmt)
+            done += len(y)
+    except OSError as exc:
+        raise DataError(f"{target}: cannot write: {exc.strerror or exc}") from None
+    finally:
+        if memmap is not None:
+            memmap.flush()
+            del memmap
+        if text is not None and text is not stdout:
+            text.close()
+    return done
+
+
+def _write_rows(out: TextIO, y: np.ndarray, fmt: Format) -> None:
+    if fmt == "json":
+        out.write("".join(json.dumps(row) + "\n" for row in y.tolist()))
+        return
+    buffer = io.StringIO()
+    integer = np.issubdtype(y.dtype, np.integer)
+    np.savetxt(buffer, y.reshape(len(y), -1), delimiter=",", fmt="%d" if integer else "%.8g")
+    out.write(buffer.getvalue())
+
+
+def confusion_matrix(probabilities: np.ndarray, t: np.ndarray) -> list[list[int]] | None:
+    """counts[true][predicted] for a classifier's outputs (C ≥ 2 classes); None otherwise.
+    Targets may be indices or one-hot; negative (ignored) labels are left out."""
+    if probabilities.ndim < 2 or probabilities.shape[-1] < 2:
+        return None
+    c = probabilities.shape[-1]
+    labels = t.reshape(-1, c).argmax(axis=1) if t.size == probabilities.size else t.reshape(-1)
+    predicted = probabilities.reshape(-1, c).argmax(axis=1)
+    keep = labels >= 0
+    counts = np.zeros((c, c), dtype=np.int64)
+    np.add.at(counts, (labels[keep].astype(np.intp), predicted[keep]), 1)
+    return counts.tolist()

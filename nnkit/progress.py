@@ -1,0 +1,101 @@
+"""How training reports progress: a live bar on a terminal, plain lines elsewhere.
+
+The bar is tqdm's (the extra `nnkit[progress]`): one small, dependency-free, widely used
+package that already handles terminal widths, redraw rates, rates and time left; nnkit
+writes no terminal code of its own. Without tqdm, or off a terminal (pipes, CI logs),
+training prints one plain line every few epochs.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Literal, TextIO
+
+from nnkit.callbacks import Callback
+
+if TYPE_CHECKING:
+    from nnkit.runner import Runner
+
+Mode = Literal["auto", "bar", "lines", "none"]
+
+
+class LogLines(Callback):
+    """One plain line every `every` epochs (and at the last one)."""
+
+    def __init__(self, log: Callable[[str], None], every: int | None = None) -> None:
+        self.log, self.every = log, every
+
+    def on_epoch_end(self, runner: Runner, epoch: int, record: dict[str, float]) -> None:
+        target = runner.target_epochs
+        every = self.every or runner.spec.train.log_every or max(1, target // 10)
+        if epoch % every == 0 or epoch == target:
+            self.log(f"epoch {epoch:>{len(str(target))}}/{target}  {format_record(record)}")
+
+
+def format_record(record: dict[str, Any]) -> str:
+    return "  ".join(f"{k} {v:.4f}" for k, v in record.items() if k not in ("epoch", "samples") and v is not None)
+
+
+class ProgressBar(Callback):
+    """A tqdm bar per epoch: steps done, running loss and metrics, and time left for the
+    whole run. Bars stay on screen for the epochs plain lines would report; the rest clear."""
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        from tqdm import tqdm  # the extra nnkit[progress]
+
+        self.tqdm, self.stream, self.bar = tqdm, stream or sys.stdout, None
+        self.started = self.first_step = 0.0
+
+    def on_train_begin(self, runner: Runner) -> None:
+        self.started, self.first_step = time.monotonic(), runner.state.progress["step"]
+
+    def on_epoch_begin(self, runner: Runner, epoch: int) -> None:
+        target = runner.target_epochs
+        every = runner.spec.train.log_every or max(1, target // 10)
+        self.bar = self.tqdm(total=runner.steps_per_epoch, desc=f"epoch {epoch}/{target}", file=self.stream,
+                             leave=epoch % every == 0 or epoch == target, dynamic_ncols=True, unit="step")
+
+    def on_step_end(self, runner: Runner, step: int, loss: float) -> None:
+        if self.bar is None:  # resumed mid-epoch
+            self.on_epoch_begin(runner, runner.epoch + 1)
+            self.bar.update(runner.state.progress["position"] - 1)
+        self.bar.update(1)
+        position = max(runner.state.progress["position"], 1)
+        running = runner.state.progress["running"]
+        postfix = {k: f"{v / position:.4f}" for k, v in running.items()}
+        done = step - self.first_step
+        remaining = runner.target_epochs * runner.steps_per_epoch - step
+        postfix["run left"] = self.tqdm.format_interval((time.monotonic() - self.started) / done * remaining)
+        self.bar.set_postfix(postfix, refresh=False)
+
+    def on_epoch_end(self, runner: Runner, epoch: int, record: dict[str, float]) -> None:
+        if self.bar is not None:
+            self.bar.set_postfix_str(format_record(record), refresh=True)
+            self.bar.close()
+            self.bar = None
+
+    def on_train_end(self, runner: Runner) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+def have_tqdm() -> bool:
+    try:
+        import tqdm  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def reporter(mode: Mode, stream: TextIO | None = None) -> Callback | None:
+    """The progress callback for `mode`: "auto" is a bar on a terminal with tqdm installed,
+    plain lines otherwise; "none" reports nothing."""
+    stream = stream or sys.stdout
+    if mode == "none":
+        return None
+    if mode == "bar" or (mode == "auto" and stream.isatty() and have_tqdm()):
+        return ProgressBar(stream)
+    return LogLines(lambda line: print(line, file=stream, flush=True))
