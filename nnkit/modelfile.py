@@ -173,7 +173,10 @@ def validate_spec(data: dict[str, Any], source: str = "<spec>", registry: Regist
     except ValidationError as exc:
         errors = exc.errors(include_url=False)
         messages = [_describe(err, data, registry) for err in errors]
-        where = _position(text, fmt, _data_path(list(errors[0]["loc"]), data)) if text is not None else None
+        path = _data_path(list(errors[0]["loc"]), data)
+        if errors[0]["type"] == "union_tag_invalid":
+            path += ("type",)  # point at the unknown name itself
+        where = _position(text, fmt, path) if text is not None else None
         prefix = f"{source}:{where[0]}:{where[1]}" if where else source
         raise ModelFileError(f"{prefix}: " + "; ".join(messages)) from None
 

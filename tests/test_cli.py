@@ -77,7 +77,7 @@ def test_unknown_layer_error_names_the_closest(tmp_path: Path, capsys) -> None:
     bad = tmp_path / "bad.toml"
     bad.write_text((EXAMPLES / "spiral.toml").read_text().replace('"Sigmoid"', '"Sigmod"'))
     assert main(["train", str(bad)]) == 1
-    assert "nodes.act1: unknown layer type 'Sigmod'; did you mean 'Sigmoid'" in capsys.readouterr().err
+    assert "bad.toml:20:1: nodes.act1: unknown layer type 'Sigmod'; did you mean 'Sigmoid'" in capsys.readouterr().err
 
 
 def test_the_console_script_runs_as_a_new_user_would(tmp_path: Path) -> None:
