@@ -70,6 +70,8 @@ class CallbackList(Callback):
 
     def __init__(self, callbacks: list[Callback]) -> None:
         self.callbacks = callbacks
+        # Called every step: skip the many callbacks that leave on_step_end alone.
+        self.per_step = [cb for cb in callbacks if type(cb).on_step_end is not Callback.on_step_end]
 
     def on_train_begin(self, runner: Runner) -> None:
         for cb in self.callbacks:
@@ -80,7 +82,7 @@ class CallbackList(Callback):
             cb.on_epoch_begin(runner, epoch)
 
     def on_step_end(self, runner: Runner, step: int, loss: float) -> None:
-        for cb in self.callbacks:
+        for cb in self.per_step:
             cb.on_step_end(runner, step, loss)
 
     def on_epoch_end(self, runner: Runner, epoch: int, record: dict[str, float]) -> None:
@@ -136,7 +138,9 @@ class NanGuard(Callback):
 
     def on_epoch_end(self, runner: Runner, epoch: int, record: dict[str, float]) -> None:
         for name, param in runner.network.params.items():
-            if not np.all(np.isfinite(param)):
+            # A sum is non-finite whenever an element is (NaN and inf propagate) and needs no
+            # temporary; only then is the exact, allocating check worth its cost.
+            if not np.isfinite(param.sum()) and not np.all(np.isfinite(param)):
                 raise TrainingError(f"training diverged in epoch {epoch}: param {name!r} holds non-finite "
                                     "values. Nothing was saved; try a smaller lr or train.max_grad")
 

@@ -83,6 +83,12 @@ class Network:
         self.shared = self._resolve_shared(source)
         self._bind_shared()
         self._index_params()
+        data_inputs = set(self.input_names)
+        for node in self.order:  # no one needs dL/d(data): the first layers may skip it
+            self.layers[node.name].needs_input_grad = not data_inputs.issuperset(node.inputs)
+        # Both passes compiled once: (layer, node name, its inputs), in graph order.
+        self._forward_plan = [(self.layers[n.name], n.name, tuple(n.inputs)) for n in self.order]
+        self._backward_plan = self._forward_plan[::-1]
 
     def _resolve_shared(self, source: str) -> list[SharedParam]:
         """Check every `share`/`tie` and follow chains to the param that owns the array."""
@@ -194,11 +200,15 @@ class Network:
     def forward(self, inputs: Inputs, *, train: bool = False) -> np.ndarray:
         """Run every node; return the first output, (N, *output_shape). Keeps all outputs."""
         values = self._feed(inputs)
-        for node in self.order:
-            try:
-                values[node.name] = self.layers[node.name].forward(*(values[i] for i in node.inputs), train=train)
-            except (ValueError, IndexError) as exc:  # data the layer cannot take, e.g. an id out of range
-                raise DataError(f"node {node.name!r} ({node.type}): {exc}") from None
+        name = ""
+        try:
+            for layer, name, names in self._forward_plan:
+                if len(names) == 1:
+                    values[name] = layer.forward(values[names[0]], train=train)
+                else:
+                    values[name] = layer.forward(*[values[i] for i in names], train=train)
+        except (ValueError, IndexError) as exc:  # data a layer cannot take, e.g. an id out of range
+            raise DataError(f"node {name!r} ({self.layers[name].config.type}): {exc}") from None
         self.values = values
         return values[self.outputs[0]]
 
@@ -223,19 +233,18 @@ class Network:
         assert self.loss_layer is not None and self.spec.loss is not None
         (source,) = self.spec.loss.inputs
         pending: dict[str, np.ndarray] = {source: self.loss_layer.backward(dout)}
-        for node in reversed(self.order):
-            layer = self.layers[node.name]
-            dy = pending.pop(node.name, None)
+        for layer, name, inputs in self._backward_plan:
+            dy = pending.pop(name, None)
             if dy is None:  # the node does not reach the loss: its grads are zero
                 for grad in layer.grads:
                     grad[...] = 0.0
                 continue
             dxs = layer.backward(dy)
-            if not isinstance(dxs, tuple):
+            if len(inputs) == 1:
                 dxs = (dxs,)
-            for name, dx in zip(node.inputs, dxs):
+            for source_name, dx in zip(inputs, dxs):
                 if dx is not None:
-                    pending[name] = pending[name] + dx if name in pending else dx
+                    pending[source_name] = pending[source_name] + dx if source_name in pending else dx
         for s in self.shared:  # one array, several users: its grad is the sum of theirs
             grad = self.layers[s.node].grads[s.index]
             self.grads[s.owner] += grad.T if s.transpose else grad

@@ -62,6 +62,10 @@ class Layer:
     #: every registered layer needs at least one.
     examples: ClassVar[list[tuple[dict[str, Any], list[Shape]]]] = []
 
+    #: False when nothing needs dL/dx (the inputs are the network's data): `backward` may
+    #: then skip computing it and return None. The network sets it; checks leave it True.
+    needs_input_grad: bool = True
+
     def __init__(
         self,
         config: LayerConfig,
@@ -150,6 +154,11 @@ class LossLayer(Layer):
     def predict(self, x: np.ndarray) -> np.ndarray:
         """Scores → the model's output for users (probabilities for classifiers)."""
         raise NotImplementedError
+
+    def last_predictions(self) -> np.ndarray | None:
+        """`predict` of the scores the last `forward` saw, if the layer kept them (it saves
+        the runner a second softmax per step); None = call `predict`."""
+        return None
 
     @classmethod
     def example_targets(

@@ -42,10 +42,13 @@ class Optimizer:
         self.iterations = 0  # number of `update` calls so far
         self.total_steps = 1  # set by the runner so that schedules know the run's length
         self.state: list[dict[str, np.ndarray]] | None = None
+        self._scratch: list[np.ndarray] = []
 
     def lr_at(self, step: int) -> float:
         """The learning rate for update number `step` (from 0)."""
         c = self.config
+        if c.warmup_steps == 0 and c.schedule.type == "constant":
+            return c.lr
         factor = c.schedule.factor(step, self.total_steps)
         if c.warmup_steps:
             factor *= min(1.0, (step + 1) / c.warmup_steps)
@@ -54,6 +57,7 @@ class Optimizer:
     def _ensure_state(self, params: list[np.ndarray]) -> list[dict[str, np.ndarray]]:
         if self.state is None or len(self.state) != len(params):
             self.state = [{slot: np.zeros_like(p) for slot in (*self.slots, "_scratch")} for p in params]
+            self._scratch = []
         return self.state
 
     def update(self, params: list[np.ndarray], grads: list[np.ndarray]) -> None:
@@ -83,6 +87,7 @@ class Optimizer:
         """Restore what `state_arrays` returned (nothing stored = a fresh optimizer)."""
         if not arrays or params is None:
             return
+        self.state = None  # fresh buffers shaped like these params
         self._ensure_state(params)
         for name, state in zip(names, self.state or []):
             for slot in self.slots:
@@ -98,9 +103,20 @@ class SGD(Optimizer):
 
     Config = SGDConfig
 
+    def update(self, params: list[np.ndarray], grads: list[np.ndarray]) -> None:
+        if self.config.weight_decay:
+            return super().update(params, grads)
+        lr = self.lr_at(self.iterations)
+        self.iterations += 1
+        # The book's SGD, without a temporary per param: the scratch buffers are reused.
+        states = self._ensure_state(params)
+        if len(self._scratch) != len(states):
+            self._scratch = [s["_scratch"] for s in states]
+        for param, grad, scratch in zip(params, grads, self._scratch):
+            param -= np.multiply(grad, lr, out=scratch)
+
     def step(self, param, grad, state, lr):  # type: ignore[no-untyped-def]
-        scratch = np.multiply(grad, lr, out=state["_scratch"])
-        param -= scratch
+        param -= np.multiply(grad, lr, out=state["_scratch"])
 
 
 class MomentumConfig(OptimizerConfig):

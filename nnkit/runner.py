@@ -234,7 +234,9 @@ class Runner:
                 optimizer.update(params, grads)
                 running["loss"] += loss
                 if self.metrics:
-                    probabilities = net.loss_layer.predict(net.values[loss_source])
+                    probabilities = net.loss_layer.last_predictions()
+                    if probabilities is None:
+                        probabilities = net.loss_layer.predict(net.values[loss_source])
                     for metric in self.metrics:
                         running[metric.name] += metric(probabilities, tb)
                 progress["position"] += 1

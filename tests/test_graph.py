@@ -188,5 +188,5 @@ def test_data_the_network_cannot_take_is_a_data_error() -> None:
                  "loss": {"type": "SoftmaxWithLoss"}})
     with pytest.raises(nnkit.DataError, match=r"node 'emb' \(Embedding\): index 7 is out of bounds"):
         net.forward(np.array([1, 7]))
-    with pytest.raises(nnkit.DataError, match=r"targets do not fit the loss.*labels must lie in \[0, 4\)"):
+    with pytest.raises(nnkit.DataError, match=r"targets do not fit the loss.*whole numbers in \[0, 4\), got 0..9"):
         net.loss(np.array([1, 2]), np.array([0, 9]))

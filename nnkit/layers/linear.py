@@ -56,7 +56,7 @@ class MatMul(Layer):
         (W,) = self.params
         x2, dy2 = self.xs[0].reshape(-1, W.shape[0]), dy.reshape(-1, W.shape[1])
         np.matmul(x2.T, dy2, out=self.grads[0])
-        return dy @ W.T
+        return dy @ W.T if self.needs_input_grad else None
 
 
 class AffineConfig(LayerConfig):
@@ -86,9 +86,14 @@ class Affine(Layer):
         self.x = x
         return x @ W + b
 
-    def backward(self, dy: np.ndarray) -> np.ndarray:
-        W, _ = self.params
-        x2, dy2 = self.x.reshape(-1, W.shape[0]), dy.reshape(-1, W.shape[1])
-        np.matmul(x2.T, dy2, out=self.grads[0])
-        np.sum(dy2, axis=0, out=self.grads[1])
-        return dy @ W.T
+    def backward(self, dy: np.ndarray) -> np.ndarray | None:
+        W = self.params[0]
+        x, dW, db = self.x, self.grads[0], self.grads[1]
+        if x.ndim == 2:
+            np.matmul(x.T, dy, out=dW)
+            dy.sum(axis=0, out=db)
+        else:
+            dy2 = dy.reshape(-1, W.shape[1])
+            np.matmul(x.reshape(-1, W.shape[0]).T, dy2, out=dW)
+            dy2.sum(axis=0, out=db)
+        return dy @ W.T if self.needs_input_grad else None

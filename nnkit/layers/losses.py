@@ -14,6 +14,19 @@ from pydantic import Field
 from nnkit.layer import LayerConfig, LossLayer, Shape
 from nnkit.layers.activations import softmax
 
+_ROWS: dict[int, np.ndarray] = {}
+
+
+def _rows(n: int) -> np.ndarray:
+    """np.arange(n), kept: batches repeat their size, and every step needs it twice."""
+    rows = _ROWS.get(n)
+    if rows is None:
+        if len(_ROWS) > 64:
+            _ROWS.clear()
+        rows = _ROWS[n] = np.arange(n)
+        rows.flags.writeable = False
+    return rows
+
 
 class SoftmaxWithLossConfig(LayerConfig):
     type: Literal["SoftmaxWithLoss"] = "SoftmaxWithLoss"
@@ -41,38 +54,47 @@ class SoftmaxWithLoss(LossLayer):
 
     def forward(self, x: np.ndarray, t: np.ndarray, train: bool = False) -> float:  # type: ignore[override]
         c = x.shape[-1]
-        scores = x.reshape(-1, c)
-        if t.size == x.size:  # one-hot targets
+        scores = x if x.ndim == 2 else x.reshape(-1, c)
+        n = scores.shape[0]
+        if t.size == x.size and c > 1:  # one-hot targets
             t = t.reshape(-1, c).argmax(axis=1)
-        labels = np.asarray(t).reshape(-1).astype(np.intp, copy=False)
-        if labels.shape[0] != scores.shape[0]:
+        labels = t.reshape(-1)
+        if labels.shape[0] != n:
             raise ValueError(f"targets of shape {t.shape} do not match scores of shape {x.shape}")
         ignore = self.config.ignore_label
         self.mask = None if ignore is None else labels != ignore
         if self.mask is not None:
             labels = np.where(self.mask, labels, 0)
-        if labels.size and (labels.min() < 0 or labels.max() >= c):
-            raise ValueError(f"class labels must lie in [0, {c}), got {labels.min()}..{labels.max()}")
+        rows = _rows(n)
         shifted = scores - scores.max(axis=1, keepdims=True)
-        log_z = np.log(np.exp(shifted).sum(axis=1))
-        rows = np.arange(labels.shape[0])
-        self.y = np.exp(shifted - log_z[:, None])
-        self.labels, self.x_shape = labels, x.shape
-        losses = log_z - shifted[rows, labels]
+        try:
+            # Unsigned: a negative label becomes huge and fails here, instead of wrapping round.
+            labels = labels.astype(np.uintp)
+            picked = shifted[rows, labels]
+        except (IndexError, TypeError, ValueError):
+            raise ValueError(f"class labels must be whole numbers in [0, {c}), got {t.min()}..{t.max()}") from None
+        e = np.exp(shifted)
+        z = e.sum(axis=1)
+        e /= z[:, None]
+        self.y, self.labels, self.x_shape = e, labels, x.shape  # y: softmax(x), kept for backward
+        losses = np.log(z)
+        losses -= picked
         if self.mask is None:
-            self.count = labels.shape[0]
-            return float(np.mean(losses))
+            self.count = n
+            return float(losses.sum()) / max(n, 1)
         self.count = max(int(self.mask.sum()), 1)
-        return float(np.sum(losses * self.mask) / self.count)
+        return float((losses * self.mask).sum()) / self.count
 
     def backward(self, dout: float = 1.0) -> np.ndarray:  # type: ignore[override]
-        n = self.labels.shape[0]
         dx = self.y.copy()
-        dx[np.arange(n), self.labels] -= 1.0
+        dx[_rows(len(dx)), self.labels] -= 1.0
         dx *= dout / self.count
         if self.mask is not None:
             dx *= self.mask[:, None]
         return dx.reshape(self.x_shape)
+
+    def last_predictions(self) -> np.ndarray:
+        return self.y.reshape(self.x_shape)
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         return softmax(x)
