@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from nnkit.errors import DataError
+from nnkit.errors import DataError, reading
 
 
 def read_array(path: str | Path, *, skip_rows: int = 0, mmap: bool = False) -> np.ndarray:
@@ -16,15 +16,14 @@ def read_array(path: str | Path, *, skip_rows: int = 0, mmap: bool = False) -> n
     suffix = path.suffix.lower()
     if suffix not in (".npy", ".csv"):
         raise DataError(f"{path}: unknown input extension {path.suffix!r}; use .npy or .csv")
-    try:
-        if suffix == ".npy":
-            return np.load(path, allow_pickle=False, mmap_mode="r" if mmap else None)
-        with warnings_as_errors():
-            return np.loadtxt(path, delimiter=",", ndmin=2, dtype=np.float64, skiprows=skip_rows)
-    except FileNotFoundError:
-        raise DataError(f"{path}: no such file") from None
-    except (OSError, ValueError, UserWarning) as exc:
-        raise DataError(f"{path}: cannot read array: {exc}") from None
+    with reading(path, DataError, "data file"):
+        try:
+            if suffix == ".npy":
+                return np.load(path, allow_pickle=False, mmap_mode="r" if mmap else None)
+            with warnings_as_errors():
+                return np.loadtxt(path, delimiter=",", ndmin=2, dtype=np.float64, skiprows=skip_rows)
+        except (ValueError, UserWarning) as exc:
+            raise DataError(f"{path}: cannot read array: {exc}") from None
 
 
 class warnings_as_errors:  # noqa: N801 - used as a context manager

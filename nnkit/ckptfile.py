@@ -32,7 +32,7 @@ import numpy as np
 from pydantic import ValidationError
 
 from nnkit.ckptheader import DTYPES, FORMAT, FORMAT_VERSION, MAX_PAYLOAD, Header
-from nnkit.errors import CheckpointError
+from nnkit.errors import CheckpointError, reading
 
 MAGIC = msgpack.packb("nnkit-ckpt")
 ALIGN = 64
@@ -200,19 +200,12 @@ class CheckpointFile:
 
     def __init__(self, path: str | Path, *, writable: bool = False) -> None:
         self.path = Path(path)
-        try:
-            with open(self.path, "rb") as f:
-                size = os.fstat(f.fileno()).st_size
-                self.header, self.data_start = _read_header(f, self.path)
-                _check_index(self.header, self.path, size - self.data_start)
-                access = mmap.ACCESS_COPY if writable else mmap.ACCESS_READ
-                self._map: Any = mmap.mmap(f.fileno(), 0, access=access)
-        except FileNotFoundError:
-            raise CheckpointError(f"{self.path}: no such file") from None
-        except IsADirectoryError:
-            raise CheckpointError(f"{self.path}: is a folder, not a checkpoint") from None
-        except OSError as exc:
-            raise CheckpointError(f"{self.path}: cannot read: {exc.strerror or exc}") from None
+        with reading(self.path, CheckpointError, "checkpoint"), open(self.path, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            self.header, self.data_start = _read_header(f, self.path)
+            _check_index(self.header, self.path, size - self.data_start)
+            access = mmap.ACCESS_COPY if writable else mmap.ACCESS_READ
+            self._map: Any = mmap.mmap(f.fileno(), 0, access=access)
         self.index = self.header.arrays
 
     def close(self) -> None:

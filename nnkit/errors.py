@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 
 class NnkitError(Exception):
     """Base of every error nnkit raises on purpose: bad files, bad plugins, bad arguments."""
@@ -25,3 +28,16 @@ class DataError(NnkitError):
 
 class TrainingError(NnkitError):
     """Training cannot go on: the loss or a param turned non-finite."""
+
+
+@contextlib.contextmanager
+def reading(path: object, error: type[NnkitError], what: str = "file") -> Iterator[None]:
+    """Turn the OS's errors about reading `path` into one `error` naming it."""
+    try:
+        yield
+    except FileNotFoundError:
+        raise error(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise error(f"{path}: is a folder, not a {what}") from None
+    except OSError as exc:
+        raise error(f"{path}: cannot read: {exc.strerror or exc}") from None

@@ -13,7 +13,7 @@ from typing import Any, Literal, TextIO
 import numpy as np
 
 from nnkit.arrays import read_array, warnings_as_errors
-from nnkit.errors import DataError
+from nnkit.errors import DataError, reading
 from nnkit.graph import Network
 
 
@@ -25,13 +25,11 @@ def batches(path: str | Path, batch_size: int) -> tuple[int, Iterator[np.ndarray
         return len(x), (np.asarray(x[i:i + batch_size]) for i in range(0, len(x), batch_size))
     if path.suffix.lower() != ".csv":
         raise DataError(f"{path}: unknown input extension {path.suffix!r}; use .npy or .csv")
-    try:
-        with open(path, encoding="utf-8") as f:
+    with reading(path, DataError, "data file"), open(path, encoding="utf-8") as f:
+        try:
             rows = sum(1 for line in f if line.strip() and not line.lstrip().startswith("#"))
-    except FileNotFoundError:
-        raise DataError(f"{path}: no such file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DataError(f"{path}: cannot read: {exc}") from None
+        except UnicodeDecodeError as exc:
+            raise DataError(f"{path}: not UTF-8 text: {exc}") from None
 
     def chunks() -> Iterator[np.ndarray]:
         with open(path, encoding="utf-8") as f:

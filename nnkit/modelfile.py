@@ -17,7 +17,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from nnkit.errors import ModelFileError
+from nnkit.errors import ModelFileError, reading
 from nnkit.locate import json_position, toml_position, yaml_position
 from nnkit.migrations import upgrade
 from nnkit.plugins import get_registry
@@ -44,17 +44,11 @@ def format_of(path: Path) -> str:
 def read_text(path: str | Path) -> str:
     """A model file's text, refusing missing, oversized and non-UTF-8 files."""
     path = Path(path)
-    try:
+    with reading(path, ModelFileError, "model file"):
         size = path.stat().st_size
         if size > MAX_FILE_BYTES:
             raise ModelFileError(f"{path}: file is {size} bytes; model files are capped at {MAX_FILE_BYTES}")
         raw = path.read_bytes()
-    except FileNotFoundError:
-        raise ModelFileError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise ModelFileError(f"{path}: is a folder, not a model file") from None
-    except OSError as exc:
-        raise ModelFileError(f"{path}: cannot read: {exc.strerror or exc}") from None
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError as exc:
