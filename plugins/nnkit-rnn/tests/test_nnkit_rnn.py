@@ -87,6 +87,8 @@ def test_the_example_trains_saves_loads_and_predicts(tmp_path: Path) -> None:
 
     # Held-out sequences the model never saw, through the Python API.
     net = nnkit.load(tmp_path / "seq.nnk")
+    assert "out.W" not in net.params  # tied to embed.W: one matrix, stored once
+    assert net.layers["out"].params[0].base is net.params["embed.W"]
     fresh = nnkit_rnn.ArithmeticSequences(nnkit_rnn.ArithmeticSequences.Config(count=200)).load(
         np.random.default_rng(123))
     predicted = net.predict(fresh.x).argmax(axis=-1)
