@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import ClassVar, Literal
 
 import numpy as np
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from nnkit.config import Config
 from nnkit.hookspecs import Register, hookimpl
@@ -41,11 +41,22 @@ class Dataset:
         raise NotImplementedError
 
 
+#: Generated datasets hold at most this many values, so a model file cannot ask for more
+#: memory than a machine has.
+MAX_GENERATED = 100_000_000
+
+
 class SpiralConfig(Config):
     type: Literal["spiral"] = "spiral"
     points_per_class: int = Field(default=100, ge=1, le=1_000_000)  # the book's N
     classes: int = Field(default=3, ge=2, le=1000)
     noise: float = Field(default=0.2, ge=0, le=100)  # std of the angle jitter
+
+    @model_validator(mode="after")
+    def _bounded(self) -> SpiralConfig:
+        if self.points_per_class * self.classes > MAX_GENERATED:
+            raise ValueError(f"points_per_class × classes may be at most {MAX_GENERATED:,}")
+        return self
 
 
 def spiral(rng: np.random.Generator, points_per_class: int = 100, classes: int = 3,

@@ -28,3 +28,13 @@ def test_spiral_is_reproducible_from_the_generator() -> None:
     a = spiral(np.random.default_rng(5))
     b = spiral(np.random.default_rng(5))
     assert np.array_equal(a.x, b.x)
+
+
+def test_generated_datasets_are_bounded() -> None:
+    import pytest
+
+    import nnkit
+
+    with pytest.raises(nnkit.ModelFileError, match=r"points_per_class × classes may be at most 100,000,000"):
+        nnkit.validate_spec({"inputs": {"x": {"shape": [2]}}, "nodes": [{"type": "ReLU"}],
+                             "data": {"type": "spiral", "points_per_class": 1_000_000, "classes": 1000}})

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 import numpy as np
-from pydantic import Field
+from pydantic import Field, model_validator
 
 import nnkit
 
@@ -17,6 +17,12 @@ class ArithmeticSequencesConfig(nnkit.Config):
     vocab_size: int = Field(default=20, ge=2, le=1_000_000)  # tokens V
     # The possible strides of a progression.
     steps: list[Annotated[int, Field(ge=1, le=1_000_000)]] = Field(default=[1, 2, 3], min_length=1, max_length=64)
+
+    @model_validator(mode="after")
+    def _bounded(self) -> ArithmeticSequencesConfig:
+        if self.count * self.length > 100_000_000:  # the values a model file may make us generate
+            raise ValueError("count × length may be at most 100,000,000")
+        return self
 
 
 class ArithmeticSequences(nnkit.Dataset):
