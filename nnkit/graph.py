@@ -180,7 +180,8 @@ class Network:
     def _feed(self, inputs: Inputs) -> dict[str, np.ndarray]:
         if not isinstance(inputs, Mapping):
             if len(self.input_names) != 1:
-                raise DataError(f"the network takes inputs {self.input_names}; pass a mapping")
+                raise DataError(f"the network takes inputs {', '.join(self.input_names)}; "
+                                "pass a dict of arrays by input name")
             inputs = {self.input_names[0]: inputs}
         values: dict[str, np.ndarray] = {}
         for name in self.input_names:
@@ -211,6 +212,23 @@ class Network:
             raise DataError(f"node {name!r} ({self.layers[name].config.type}): {exc}") from None
         self.values = values
         return values[self.outputs[0]]
+
+    def from_columns(self, table: np.ndarray) -> Inputs:
+        """Rows of a table (N, K) as the network's inputs: the columns hold each input's
+        flattened per-sample values, inputs in declared order."""
+        sizes = [int(np.prod(self.spec.inputs[n].shape, dtype=np.int64)) for n in self.input_names]
+        if table.ndim == 1:
+            table = table[:, None]
+        if len(self.input_names) == 1 and table.shape[1:] == tuple(self.spec.inputs[self.input_names[0]].shape):
+            return table
+        if table.ndim != 2 or table.shape[1] != sum(sizes):
+            layout = " + ".join(f"{n} {tuple(self.spec.inputs[n].shape)}" for n in self.input_names)
+            raise DataError(f"rows have {table.shape[1:]} values; the network's inputs take "
+                            f"{sum(sizes)} columns ({layout})")
+        ends = np.cumsum(sizes)
+        parts = np.split(table, ends[:-1], axis=1)
+        named = {n: p.reshape(len(table), *self.spec.inputs[n].shape) for n, p in zip(self.input_names, parts)}
+        return named if len(named) > 1 else named[self.input_names[0]]
 
     def forward_all(self, inputs: Inputs, *, train: bool = False) -> dict[str, np.ndarray]:
         """Every output by name, (N, *shape) each."""

@@ -55,7 +55,8 @@ def predict_file(network: Network, input_path: str | Path, output: str | Path | 
                  batch_size: int = 4096, classes: bool = False, fmt: Format = "csv",
                  stdout: TextIO | None = None) -> int:
     """Predict every row of `input_path` and write the outputs as they come; returns the
-    row count. `output` .npy or .csv, or None/"-" for stdout in `fmt` (CSV rows or JSON lines)."""
+    row count. A row holds the inputs' values in declared order (see `Network.from_columns`).
+    `output` .npy or .csv, or None/"-" for stdout in `fmt` (CSV rows or JSON lines)."""
     rows, chunks = batches(input_path, batch_size)
     out_shape = () if classes else network.output_shape
     dtype = np.int64 if classes else network.dtype
@@ -73,7 +74,7 @@ def predict_file(network: Network, input_path: str | Path, output: str | Path | 
             text = open(target, "w", encoding="utf-8")  # noqa: SIM115 - closed below
         done = 0
         for chunk in chunks:
-            y = network.predict(chunk, batch_size=batch_size)
+            y = network.predict(network.from_columns(chunk), batch_size=batch_size)
             if classes:
                 y = y.argmax(axis=-1) if y.ndim >= 2 and y.shape[-1] >= 2 else (y > 0.5).astype(np.int64)
             if memmap is not None:

@@ -264,3 +264,18 @@ def test_the_digits_example_reaches_097_on_held_out_images(tmp_path: Path) -> No
     held = r.validation_data
     assert len(held) == 359
     assert r.evaluate(held.x, held.t)["accuracy"] >= 0.97
+
+
+def test_predict_feeds_a_several_input_network_from_columns(tmp_path: Path, capsys) -> None:
+    r = nnkit.Runner.from_file(EXAMPLES / "cbow.toml", epochs=1)
+    r.fit()
+    r.save(tmp_path / "cbow.nnk")
+    contexts = np.column_stack([r.data.x["c0"][:4], r.data.x["c1"][:4]])
+    np.savetxt(tmp_path / "ids.csv", contexts, delimiter=",", fmt="%d")
+    assert main(["predict", str(tmp_path / "cbow.nnk"), "--input", str(tmp_path / "ids.csv"), "--classes"]) == 0
+    labels = [int(v) for v in capsys.readouterr().out.split()]
+    expected = r.predict({"c0": contexts[:, 0], "c1": contexts[:, 1]}).argmax(axis=1)
+    assert labels == list(expected)
+    np.savetxt(tmp_path / "bad.csv", np.ones((2, 3)), delimiter=",")
+    assert main(["predict", str(tmp_path / "cbow.nnk"), "--input", str(tmp_path / "bad.csv")]) == 1
+    assert r"take 2 columns (c0 () + c1 ())" in capsys.readouterr().err
