@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import warnings
 from collections.abc import Sequence
@@ -27,7 +28,18 @@ from nnkit.schema import checkpoint_header_schema, model_schema, schema_text
 from nnkit.version import __version__
 
 
+def _writable_folder(path: str) -> None:
+    """Fail before training, not after it, when the checkpoint cannot be written."""
+    folder = Path(path).resolve().parent
+    if not folder.is_dir():
+        raise NnkitError(f"{path}: cannot write: no folder {folder}")
+    if not os.access(folder, os.W_OK):
+        raise NnkitError(f"{path}: cannot write: no permission in {folder}")
+
+
 def _train(args: argparse.Namespace) -> int:
+    if args.out:
+        _writable_folder(args.out)
     folder = args.checkpoint_dir
     if folder is None and args.out:
         folder = str(Path(args.out).with_name(Path(args.out).stem + "-checkpoints"))

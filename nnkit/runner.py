@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from pydantic import ValidationError
 
 from nnkit.callbacks import Callback, CallbackList, NanGuard
 from nnkit.checkpoint import Checkpoint, TrainingState, save
@@ -339,8 +340,9 @@ def with_overrides(spec: SpecBase, *, epochs: int | None = None, seed: int | Non
         return spec
     try:
         train = TrainSpec.model_validate({**spec.train.model_dump(), **changes})
-    except ValueError as exc:
-        raise ModelFileError(f"invalid override: {exc}") from None
+    except ValidationError as exc:
+        err = exc.errors(include_url=False)[0]
+        raise ModelFileError(f"--{err['loc'][0]} {err['input']}: {err['msg']}") from None
     return spec.model_copy(update={"train": train})
 
 

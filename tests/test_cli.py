@@ -101,3 +101,9 @@ def test_committed_schemas_are_up_to_date() -> None:
     committed = (ROOT / "schemas" / "checkpoint-header.schema.json").read_text()
     assert committed == schema_text(checkpoint_header_schema()), \
         "schemas/checkpoint-header.schema.json is stale: run nnkit schema checkpoint --out schemas/…"
+
+
+def test_an_unwritable_out_fails_before_training(tmp_path: Path, capsys) -> None:
+    assert main(["train", str(EXAMPLES / "spiral.toml"), "--out", str(tmp_path / "missing" / "s.nnk")]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == "" and "cannot write: no folder" in captured.err

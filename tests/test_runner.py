@@ -81,5 +81,5 @@ def test_inputs_may_be_inferred_from_the_data() -> None:
 
 
 def test_override_bounds_are_checked() -> None:
-    with pytest.raises(nnkit.ModelFileError, match="invalid override"):
+    with pytest.raises(nnkit.ModelFileError, match="--epochs 0: Input should be greater than or equal to 1"):
         nnkit.Runner.from_file(EXAMPLES / "spiral.toml", epochs=0)
