@@ -2,7 +2,6 @@
 msgpack checkpoints. This module is the public API; everything else may change.
 """
 
-from nnkit import callbacks
 from nnkit.callbacks import Callback
 from nnkit.checkpoint import Checkpoint, LoadReport, TrainingState, inspect, load, load_into, save
 from nnkit.config import Config
@@ -23,6 +22,6 @@ __all__ = [
     "Callback", "Checkpoint", "CheckpointError", "Config", "Data", "DataError", "Dataset", "Layer",
     "LayerConfig", "LoadReport", "LossLayer", "Metric", "ModelFileError", "Network",
     "NnkitError", "Optimizer", "OptimizerConfig", "PluginError", "PluginInfo", "Registry",
-    "Runner", "TrainingError", "TrainingState", "callbacks", "get_registry", "hookimpl", "inspect", "load", "load_into",
+    "Runner", "TrainingError", "TrainingState", "get_registry", "hookimpl", "inspect", "load", "load_into",
     "load_registry", "read_model_file", "save", "validate_spec", "__version__",
 ]

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 import nnkit
+from nnkit.callbacks import EarlyStopping
 from nnkit.cli import main
 
 from .conftest import EXAMPLES
@@ -76,7 +77,7 @@ def test_early_stopping_restores_the_best_and_survives_a_resume(tmp_path: Path) 
             "callbacks": [{"type": "early_stopping", "metric": "val_loss", "patience": 3}]}
     r = nnkit.Runner(nnkit.validate_spec(spec))
     r.fit()
-    stop = next(cb for cb in r.callbacks if isinstance(cb, nnkit.callbacks.EarlyStopping))
+    stop = next(cb for cb in r.callbacks if isinstance(cb, EarlyStopping))
     assert r.epoch < 200 and stop.stopped_epoch == r.epoch and r.epoch - stop.best_epoch == 3
     held = r.validation_data
     assert r.evaluate(held.x, held.t)["loss"] == pytest.approx(stop.best_value)  # best params back
