@@ -278,5 +278,6 @@ def migrate_file(path: str | Path, out: str | Path | None = None) -> tuple[int, 
     old = data.get("format_version", None)
     upgraded = upgrade(data, str(path))
     validate_spec(upgraded, str(path))
-    write_model_file(upgraded, out or path)
+    if upgraded != data or (out is not None and Path(out) != path):  # nothing to rewrite otherwise
+        write_model_file(upgraded, out or path)
     return (old if isinstance(old, int) else upgraded["format_version"]), upgraded["format_version"]

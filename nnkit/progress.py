@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal, TextIO
 
 from nnkit.callbacks import Callback
+from nnkit.errors import NnkitError
 
 if TYPE_CHECKING:
     from nnkit.runner import Runner
@@ -43,7 +44,10 @@ class ProgressBar(Callback):
     whole run. Bars stay on screen for the epochs plain lines would report; the rest clear."""
 
     def __init__(self, stream: TextIO | None = None) -> None:
-        from tqdm import tqdm  # the extra nnkit[progress]
+        try:
+            from tqdm import tqdm  # the extra nnkit[progress]
+        except ImportError:
+            raise NnkitError("the progress bar needs tqdm: pip install 'nnkit[progress]'") from None
 
         self.tqdm, self.stream, self.bar = tqdm, stream or sys.stdout, None
         self.started = self.first_step = 0.0

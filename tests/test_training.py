@@ -280,3 +280,21 @@ def test_predict_feeds_a_several_input_network_from_columns(tmp_path: Path, caps
     np.savetxt(tmp_path / "bad.csv", np.ones((2, 3)), delimiter=",")
     assert main(["predict", str(tmp_path / "cbow.nnk"), "--input", str(tmp_path / "bad.csv")]) == 1
     assert r"take 2 columns (c0 () + c1 ())" in capsys.readouterr().err
+
+
+def test_the_bar_without_tqdm_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    import builtins
+
+    from nnkit.progress import reporter
+
+    real_import = builtins.__import__
+
+    def no_tqdm(name, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if name == "tqdm":
+            raise ImportError(name)
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_tqdm)
+    with pytest.raises(nnkit.NnkitError, match=r"pip install 'nnkit\[progress\]'"):
+        reporter("bar")
+    assert type(reporter("auto")).__name__ == "LogLines"  # auto falls back to plain lines
