@@ -15,13 +15,13 @@ SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 def model_schema(registry: Registry) -> dict[str, Any]:
     """The JSON Schema of a model file accepting every layer, optimizer and dataset in `registry`."""
     schema = spec_model(registry).model_json_schema(by_alias=True)
-    return {"$schema": SCHEMA_DIALECT, "title": "nnkit model file", **schema}
+    return {"$schema": SCHEMA_DIALECT, **schema, "title": "nnkit model file"}
 
 
 def checkpoint_header_schema() -> dict[str, Any]:
     """The JSON Schema of a checkpoint's header (the msgpack map after the magic)."""
     schema = Header.model_json_schema()
-    return {"$schema": SCHEMA_DIALECT, "title": "nnkit checkpoint header", **schema}
+    return {"$schema": SCHEMA_DIALECT, **schema, "title": "nnkit checkpoint header"}
 
 
 def schema_text(schema: dict[str, Any]) -> str:

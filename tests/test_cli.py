@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import nnkit
 from nnkit.cli import main
 
 from .conftest import EXAMPLES, ROOT
@@ -107,3 +108,43 @@ def test_an_unwritable_out_fails_before_training(tmp_path: Path, capsys) -> None
     assert main(["train", str(EXAMPLES / "spiral.toml"), "--out", str(tmp_path / "missing" / "s.nnk")]) == 1
     captured = capsys.readouterr()
     assert captured.out == "" and "cannot write: no folder" in captured.err
+
+
+def test_evaluate_prints_metrics_and_confusion_tables(checkpoint: Path, capsys) -> None:
+    assert main(["evaluate", str(checkpoint)]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("training: loss ") and "validation: loss " in out
+    assert out.count("true\\pred") == 2 and "(300 samples)" in out
+
+
+def test_validate_prints_a_summary(capsys) -> None:
+    assert main(["validate", str(EXAMPLES / "spiral.toml")]) == 0
+    assert capsys.readouterr().out.strip().endswith(
+        "spiral.toml: ok: 3 nodes, 63 params, output 3 per sample, loss SoftmaxWithLoss")
+
+
+def test_inspect_text_and_json(checkpoint: Path, capsys) -> None:
+    assert main(["inspect", str(checkpoint)]) == 0
+    out = capsys.readouterr().out
+    assert "network: fc1:Affine → act1:Sigmoid → fc2:Affine + SoftmaxWithLoss; 63 params" in out
+    assert "progress: epoch 5, step 50" in out and "params/fc1.W" in out and "float64" in out
+    assert main(["inspect", str(checkpoint), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["param_count"] == 63 and info["optimizer"] == {"type": "SGD", "iterations": 50}
+    assert {a["name"] for a in info["arrays"]} >= {"params/fc1.W", "grads/fc1.W"}
+
+
+def test_schema_to_stdout(capsys) -> None:
+    assert main(["schema"]) == 0
+    assert json.loads(capsys.readouterr().out)["title"] == "nnkit model file"
+    assert main(["schema", "checkpoint"]) == 0
+    assert json.loads(capsys.readouterr().out)["title"] == "nnkit checkpoint header"
+
+
+def test_resume_from_the_cli(checkpoint: Path, tmp_path: Path, capsys) -> None:
+    out = tmp_path / "more.nnk"
+    assert main(["train", str(EXAMPLES / "spiral.toml"), "--resume", str(checkpoint), "--epochs", "8",
+                 "--out", str(out), "--quiet"]) == 0
+    assert nnkit.inspect(out)["progress"]["epoch"] == 8
+    assert main(["train"]) == 2
+    assert "train needs a model file or --resume CKPT" in capsys.readouterr().err
