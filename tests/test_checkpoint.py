@@ -221,3 +221,19 @@ def test_an_older_major_or_another_provider_warns(trained, tmp_path: Path) -> No
             nnkit.load(_with_lock(trained, tmp_path, "nnkit", f"{major - 1}.9.0"))
     with pytest.warns(PluginVersionWarning, match="provided by nnkit-old 1.0 and is now provided by nnkit"):
         nnkit.load(_with_lock(trained, tmp_path, "nnkit-old", "1.0"))
+
+
+@pytest.mark.parametrize("state", [
+    {"bit_generator": "MT19937", "state": "1", "inc": "1", "has_uint32": 0, "uinteger": 0},
+    {"bit_generator": "PCG64", "state": "zz", "inc": "1", "has_uint32": 0, "uinteger": 0},
+    {"bit_generator": "PCG64", "state": "1" * 40, "inc": "1", "has_uint32": 0, "uinteger": 0},
+])
+def test_malformed_rng_state_is_a_checkpoint_error(trained, tmp_path: Path, state: dict) -> None:
+    with ckptfile.CheckpointFile(trained[1]) as opened:
+        header = opened.header.model_dump(exclude={"arrays"})
+        arrays = {name: np.array(opened.array(name)) for name in opened.names()}
+    header["rng"]["shuffle"] = state
+    path = tmp_path / "rng.nnk"
+    ckptfile.write(path, header, arrays)
+    with pytest.raises(nnkit.CheckpointError, match="rng"):
+        nnkit.Runner.from_checkpoint(path)
