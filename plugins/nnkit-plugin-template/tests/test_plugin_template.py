@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 from nnkit_plugin_template import Swish
 
 import nnkit
+from nnkit.cli import main
 from nnkit.testing import check_layer
 
 
-def test_nnkit_lists_the_plugin() -> None:
-    plugin = next(p for p in nnkit.get_registry().plugins if p.name == "template")
-    assert plugin.distribution == "nnkit-plugin-template" and plugin.provides["layer"] == ["Swish"]
-    assert not plugin.errors
+def test_nnkit_plugins_lists_it(capsys) -> None:  # type: ignore[no-untyped-def]
+    assert main(["plugins", "--json"]) == 0
+    plugin = next(p for p in json.loads(capsys.readouterr().out) if p["name"] == "template")
+    assert plugin["distribution"] == "nnkit-plugin-template" and plugin["layers"] == ["Swish"]
+    assert plugin["error"] is None
 
 
 def test_swish_passes_the_layer_contract() -> None:
