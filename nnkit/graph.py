@@ -14,7 +14,7 @@ from typing import Literal
 import numpy as np
 
 from nnkit.errors import DataError, ModelFileError, PluginError
-from nnkit.layer import Layer, LossLayer, Shape
+from nnkit.layer import Layer, LayerConfig, LossLayer, Shape
 from nnkit.plugins import get_registry
 from nnkit.registry import Registry
 from nnkit.spec import SpecBase, topological_order
@@ -284,7 +284,7 @@ class Network:
 
 
 def _build(
-    registry: Registry, node, shapes: dict[str, Shape], rng: np.random.Generator,  # type: ignore[no-untyped-def]
+    registry: Registry, node: LayerConfig, shapes: dict[str, Shape], rng: np.random.Generator,
     dtype: np.dtype, source: str, skip_init: bool | Literal["views"],
 ) -> Layer:
     try:

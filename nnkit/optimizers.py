@@ -115,7 +115,7 @@ class SGD(Optimizer):
         for param, grad, scratch in zip(params, grads, self._scratch):
             param -= np.multiply(grad, lr, out=scratch)
 
-    def step(self, param, grad, state, lr):  # type: ignore[no-untyped-def]
+    def step(self, param: np.ndarray, grad: np.ndarray, state: dict[str, np.ndarray], lr: float) -> None:
         param -= np.multiply(grad, lr, out=state["_scratch"])
 
 
@@ -131,7 +131,7 @@ class Momentum(Optimizer):
     config: MomentumConfig
     slots = ("v",)
 
-    def step(self, param, grad, state, lr):  # type: ignore[no-untyped-def]
+    def step(self, param: np.ndarray, grad: np.ndarray, state: dict[str, np.ndarray], lr: float) -> None:
         v = state["v"]
         v *= self.config.momentum
         v -= np.multiply(grad, lr, out=state["_scratch"])
@@ -149,7 +149,7 @@ class Nesterov(Optimizer):
     config: NesterovConfig
     slots = ("v",)
 
-    def step(self, param, grad, state, lr):  # type: ignore[no-untyped-def]
+    def step(self, param: np.ndarray, grad: np.ndarray, state: dict[str, np.ndarray], lr: float) -> None:
         m, v, scratch = self.config.momentum, state["v"], state["_scratch"]
         v *= m
         v -= np.multiply(grad, lr, out=scratch)
@@ -167,7 +167,7 @@ class AdaGrad(Optimizer):
     Config = AdaGradConfig
     slots = ("h",)
 
-    def step(self, param, grad, state, lr):  # type: ignore[no-untyped-def]
+    def step(self, param: np.ndarray, grad: np.ndarray, state: dict[str, np.ndarray], lr: float) -> None:
         h, scratch = state["h"], state["_scratch"]
         h += np.multiply(grad, grad, out=scratch)
         _scaled_step(param, grad, h, scratch, lr)
@@ -185,7 +185,7 @@ class RMSprop(Optimizer):
     config: RMSpropConfig
     slots = ("h",)
 
-    def step(self, param, grad, state, lr):  # type: ignore[no-untyped-def]
+    def step(self, param: np.ndarray, grad: np.ndarray, state: dict[str, np.ndarray], lr: float) -> None:
         d, h, scratch = self.config.decay_rate, state["h"], state["_scratch"]
         h *= d
         np.multiply(grad, grad, out=scratch)
@@ -224,7 +224,7 @@ class Adam(Optimizer):
         self._bias = np.sqrt(1.0 - c.beta2**t) / (1.0 - c.beta1**t)
         super().update(params, grads)
 
-    def step(self, param, grad, state, lr):  # type: ignore[no-untyped-def]
+    def step(self, param: np.ndarray, grad: np.ndarray, state: dict[str, np.ndarray], lr: float) -> None:
         c = self.config
         m, v, scratch = state["m"], state["v"], state["_scratch"]
         if self.decoupled_decay and c.weight_decay:

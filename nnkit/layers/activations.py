@@ -51,7 +51,8 @@ class ReLU(_Elementwise):
         return dy * self.mask
 
     @classmethod
-    def example_inputs(cls, config, input_shapes, batch, rng, dtype):  # type: ignore[no-untyped-def]
+    def example_inputs(cls, config: LayerConfig, input_shapes: list[Shape], batch: int,
+                       rng: np.random.Generator, dtype: np.dtype) -> list[np.ndarray]:
         # Keep inputs away from the kink at 0, where finite differences are meaningless.
         xs = super().example_inputs(config, input_shapes, batch, rng, dtype)
         return [x + np.where(x >= 0, 0.1, -0.1).astype(dtype) for x in xs]

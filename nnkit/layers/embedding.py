@@ -50,5 +50,6 @@ class Embedding(Layer):
         return None  # integer ids have no gradient
 
     @classmethod
-    def example_inputs(cls, config, input_shapes, batch, rng, dtype):  # type: ignore[no-untyped-def]
+    def example_inputs(cls, config: EmbeddingConfig, input_shapes: list[Shape], batch: int,  # type: ignore[override]
+                       rng: np.random.Generator, dtype: np.dtype) -> list[np.ndarray]:
         return [rng.integers(0, config.vocab_size, size=(batch, *s)) for s in input_shapes]

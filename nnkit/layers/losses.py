@@ -100,7 +100,8 @@ class SoftmaxWithLoss(LossLayer):
         return softmax(x)
 
     @classmethod
-    def example_targets(cls, config, input_shape, batch, rng):  # type: ignore[no-untyped-def]
+    def example_targets(cls, config: LayerConfig, input_shape: Shape, batch: int,
+                        rng: np.random.Generator) -> np.ndarray:
         t = rng.integers(0, input_shape[-1], size=(batch, *input_shape[:-1]))
         if config.ignore_label is not None:  # ignore about a third of the positions
             t = np.where(rng.random(t.shape) < 0.3, config.ignore_label, t)
@@ -139,5 +140,6 @@ class SigmoidWithLoss(LossLayer):
         return 0.5 * (1.0 + np.tanh(0.5 * x))
 
     @classmethod
-    def example_targets(cls, config, input_shape, batch, rng):  # type: ignore[no-untyped-def]
+    def example_targets(cls, config: LayerConfig, input_shape: Shape, batch: int,
+                        rng: np.random.Generator) -> np.ndarray:
         return rng.integers(0, 2, size=(batch, *input_shape))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Literal
 
 import numpy as np
@@ -25,7 +26,7 @@ class Swish(nnkit.Layer):
     # Configs and per-sample input shapes on which nnkit's contract tests check this layer.
     examples = [({}, [(4,)]), ({"beta": 2.0}, [(2, 3)])]
 
-    def build(self, in_shape):  # type: ignore[no-untyped-def]
+    def build(self, in_shape: tuple[int, ...]) -> tuple[int, ...]:
         return in_shape  # a layer with weights would call self.add_param(name, shape, init) here
 
     def forward(self, x: np.ndarray, train: bool = False) -> np.ndarray:
@@ -39,5 +40,5 @@ class Swish(nnkit.Layer):
 
 
 @nnkit.hookimpl
-def register_layers(register):  # type: ignore[no-untyped-def]
+def register_layers(register: Callable[[type], None]) -> None:
     register(Swish)

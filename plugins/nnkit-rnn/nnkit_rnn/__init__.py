@@ -6,6 +6,8 @@ group `nnkit`, exactly like any third-party plugin.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import nnkit
 from nnkit_rnn.data import ArithmeticSequences
 from nnkit_rnn.recurrent import TimeGRU, TimeLSTM, TimeRNN
@@ -20,11 +22,11 @@ __all__ = [
 
 
 @nnkit.hookimpl
-def register_layers(register):  # type: ignore[no-untyped-def]
+def register_layers(register: Callable[[type], None]) -> None:
     for layer in LAYERS:
         register(layer)
 
 
 @nnkit.hookimpl
-def register_datasets(register):  # type: ignore[no-untyped-def]
+def register_datasets(register: Callable[[type], None]) -> None:
     register(ArithmeticSequences)

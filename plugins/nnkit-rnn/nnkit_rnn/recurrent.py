@@ -33,7 +33,7 @@ class _Recurrent(nnkit.Layer):
     gates = 1
     config: RecurrentConfig
 
-    def build(self, in_shape):  # type: ignore[no-untyped-def]
+    def build(self, in_shape: tuple[int, ...]) -> tuple[int, ...]:
         if len(in_shape) != 2:
             raise ValueError(f"expects (time, features) per sample, got {in_shape}")
         (t, d), h, g = in_shape, self.config.units, self.gates
