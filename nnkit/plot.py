@@ -48,9 +48,11 @@ def plot_history(history: list[dict[str, Any]], out: str | Path, title: str = ""
     _save(figure, out, plt)
 
 
-def plot_boundary(network: Any, x: np.ndarray, t: np.ndarray, out: str | Path, title: str = "",
+def plot_boundary(network: Any, x: Any, t: np.ndarray, out: str | Path, title: str = "",
                   resolution: int = 300) -> None:
     """Each point of the plane coloured by the predicted class, the samples on top."""
+    if not isinstance(x, np.ndarray):
+        raise DataError("decision regions need a network with one input of 2 features; this one has several")
     if x.ndim != 2 or x.shape[1] != 2:
         raise DataError(f"decision regions need 2 input features; the data has shape {x.shape}")
     plt = _pyplot()

@@ -298,3 +298,12 @@ def test_the_bar_without_tqdm_says_what_to_install(monkeypatch: pytest.MonkeyPat
     with pytest.raises(nnkit.NnkitError, match=r"pip install 'nnkit\[progress\]'"):
         reporter("bar")
     assert type(reporter("auto")).__name__ == "LogLines"  # auto falls back to plain lines
+
+
+def test_boundary_plots_need_one_two_feature_input(tmp_path: Path, capsys) -> None:
+    pytest.importorskip("matplotlib")
+    r = nnkit.Runner.from_file(EXAMPLES / "cbow.toml", epochs=1)
+    r.fit()
+    r.save(tmp_path / "cbow.nnk")
+    assert main(["plot", str(tmp_path / "cbow.nnk"), "--boundary", "--out", str(tmp_path / "b.png")]) == 1
+    assert "one input of 2 features; this one has several" in capsys.readouterr().err
