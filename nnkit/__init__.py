@@ -3,7 +3,7 @@ msgpack checkpoints. This module is the public API; everything else may change.
 """
 
 from nnkit.callbacks import Callback
-from nnkit.checkpoint import Checkpoint, LoadReport, TrainingState, inspect, load, load_into, save
+from nnkit.checkpoint import Checkpoint, LoadReport, TrainingState, inspect, load, load_into, save, verify
 from nnkit.config import Config
 from nnkit.datasets import Data, Dataset
 from nnkit.errors import CheckpointError, DataError, ModelFileError, NnkitError, PluginError, TrainingError
@@ -23,5 +23,5 @@ __all__ = [
     "LayerConfig", "LoadReport", "LossLayer", "Metric", "ModelFileError", "Network",
     "NnkitError", "Optimizer", "OptimizerConfig", "PluginError", "PluginInfo", "Registry",
     "Runner", "TrainingError", "TrainingState", "get_registry", "hookimpl", "inspect", "load", "load_into",
-    "load_registry", "read_model_file", "save", "validate_spec", "__version__",
+    "load_registry", "read_model_file", "save", "validate_spec", "verify", "__version__",
 ]

@@ -294,14 +294,19 @@ def _describe(report: LoadReport) -> str:
     return "; ".join(parts)
 
 
-def load(path: str | Path, *, grads: bool = True, mmap: bool = False, verify: bool = True,
+def load(path: str | Path, *, grads: bool = True, mmap: bool = False, verify: bool | None = None,
          registry: Registry | None = None) -> Network:
     """The network stored at `path`, built from its spec alone, with params and grads filled.
 
     mmap: arrays are copy-on-write views of the file: pages are read when touched and
     copied only when written. grads=False: only the params' bytes are read; grads start
-    at zero. verify=False: skip the CRC-32 checks, for speed on trusted storage.
+    at zero. verify: check every payload's CRC-32, which reads every byte; by default on
+    for copied loads and off for mapped ones (which would otherwise read the whole file
+    up front). Header, layout and sizes are checked either way; `verify(path)` checks
+    the payloads on demand.
     """
+    if verify is None:
+        verify = not mmap
     checkpoint = Checkpoint(path, registry, writable=mmap)
     try:
         return checkpoint.network(grads=grads, mmap=mmap, verify=verify)
@@ -313,6 +318,15 @@ def load_into(network: Network, path: str | Path, *, strict: bool = True, grads:
     """Copy the params (and grads) stored at `path` into an existing `network`, by name."""
     with Checkpoint(path) as checkpoint:
         return checkpoint.load_into(network, strict=strict, grads=grads)
+
+
+def verify(path: str | Path) -> int:
+    """Check every payload's CRC-32; returns the number of arrays checked, or raises a
+    CheckpointError naming the first damaged one."""
+    with ckptfile.CheckpointFile(path) as opened:
+        names = opened.names()
+        opened.arrays(names, verify=True)
+    return len(names)
 
 
 def inspect(path: str | Path) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from nnkit.checkpoint import inspect, load
+from nnkit.checkpoint import inspect, load, verify
 from nnkit.datasets import FileDataset
 from nnkit.errors import NnkitError
 from nnkit.inference import predict_file
@@ -114,6 +114,8 @@ def _migrate(args: argparse.Namespace) -> int:
 
 def _inspect(args: argparse.Namespace) -> int:
     info = inspect(args.checkpoint)
+    if args.verify:
+        info["verified_arrays"] = verify(args.checkpoint)
     if args.json:
         print(json.dumps(info, indent=2))
         return 0
@@ -129,6 +131,8 @@ def _inspect(args: argparse.Namespace) -> int:
     print("plugins: " + ", ".join(f"{t} ({p['distribution']} {p['version']})" for t, p in info["plugins"].items()))
     for a in info["arrays"]:
         print(f"  {a['name']:<40} {a['dtype']:<8} {tuple(a['shape'])}")
+    if args.verify:
+        print(f"checksums: all {info['verified_arrays']} arrays intact")
     return 0
 
 
@@ -219,6 +223,7 @@ def build_parser() -> argparse.ArgumentParser:
     inspect = sub.add_parser("inspect", help="what a checkpoint holds (reads the header only)")
     inspect.add_argument("checkpoint")
     inspect.add_argument("--json", action="store_true", help="print JSON")
+    inspect.add_argument("--verify", action="store_true", help="also check every array's checksum (reads the file)")
     inspect.set_defaults(run=_inspect)
 
     plot = sub.add_parser("plot", help="draw the loss and metric curves, or the decision regions")

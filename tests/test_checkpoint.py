@@ -237,3 +237,25 @@ def test_malformed_rng_state_is_a_checkpoint_error(trained, tmp_path: Path, stat
     ckptfile.write(path, header, arrays)
     with pytest.raises(nnkit.CheckpointError, match="rng"):
         nnkit.Runner.from_checkpoint(path)
+
+
+def test_mapped_loads_are_lazy_and_verify_checks_on_demand(trained, tmp_path: Path, capsys) -> None:
+    from nnkit.cli import main
+
+    _, path = trained
+    with ckptfile.CheckpointFile(path) as opened:
+        entry, start = opened.index["params/fc2.W"], opened.data_start
+    data = bytearray(path.read_bytes())
+    data[start + entry.offset + 3] ^= 0x10  # one flipped bit in a param
+    damaged = tmp_path / "damaged.nnk"
+    damaged.write_bytes(bytes(data))
+    nnkit.load(damaged, mmap=True)  # lazy: layout checked, payload bytes not read
+    with pytest.raises(nnkit.CheckpointError, match="'params/fc2.W': checksum mismatch"):
+        nnkit.load(damaged, mmap=True, verify=True)
+    with pytest.raises(nnkit.CheckpointError, match="'params/fc2.W': checksum mismatch"):
+        nnkit.verify(damaged)
+    assert nnkit.verify(path) == len(ckptfile.CheckpointFile(path).names())
+    assert main(["inspect", str(damaged), "--verify"]) == 1
+    assert "checksum mismatch" in capsys.readouterr().err
+    assert main(["inspect", str(path), "--verify"]) == 0
+    assert "checksums: all 8 arrays intact" in capsys.readouterr().out
