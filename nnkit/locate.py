@@ -32,7 +32,10 @@ def toml_position(text: str, path: Path) -> Position | None:
     best: tuple[int, Position] | None = None  # (how much of the path matched, where)
     table: list[Any] = []
     arrays: dict[tuple, int] = {}
-    for number, line in enumerate(text.splitlines(), start=1):
+    offset = 0  # of the current line in `text`
+    for number, line in enumerate(text.splitlines(keepends=True), start=1):
+        line_start, offset = offset, offset + len(line)
+        line = line.rstrip("\r\n")
         header = _HEADER.match(line)
         if header:
             keys = _split_key(header.group(2))
@@ -48,11 +51,70 @@ def toml_position(text: str, path: Path) -> Position | None:
         full = table + _split_key(assign.group(1))
         best = _better(best, full, path, (number, line.index(assign.group(1).strip()[:1]) + 1))
         matched = _prefix(full, path)
-        if matched == len(full) and matched < len(path):  # look inside an inline table on this line
-            column = _inline(line[assign.end():], path[matched:])
+        if matched == len(full) and matched < len(path):
+            if isinstance(path[matched], int):  # an array, maybe over several lines
+                where = _in_array(text, line_start + assign.end(), path[matched:])
+                if where is not None:
+                    best = _better(best, path, path, where)
+                continue
+            column = _inline(line[assign.end():], path[matched:])  # inside an inline table
             if column is not None:
                 best = _better(best, path, path, (number, assign.end() + column))
     return best[1] if best else None
+
+
+def _in_array(text: str, start: int, path: Path) -> Position | None:
+    """Where element path[0] of the array whose value starts at `start` is (and, inside an
+    inline table, the key path[1:]), following brackets over lines; strings and comments
+    are skipped."""
+    i = text.find("[", start)
+    if i < 0:
+        return None
+    i += 1
+    depth, element = 0, 0
+    while i < len(text):
+        c = text[i]
+        if c in "\"'":
+            end = text.find(c, i + 1)
+            while end > 0 and c == '"' and text[end - 1] == "\\":
+                end = text.find(c, end + 1)
+            i = (end if end > 0 else len(text)) + 1
+            continue
+        if c == "#":
+            newline = text.find("\n", i)
+            i = newline if newline >= 0 else len(text)
+            continue
+        if depth == 0 and not c.isspace() and c not in ",]" and element == path[0]:
+            where = _line_column(text, i)
+            if len(path) > 1 and c == "{":
+                close = _matching(text, i)
+                column = _inline(text[i:close], path[1:])
+                if column is not None:
+                    return _line_column(text, i + column - 1)
+            return where
+        if c in "[{":
+            depth += 1
+        elif c in "]}":
+            if depth == 0:
+                return None  # the array ended first
+            depth -= 1
+        elif c == "," and depth == 0:
+            element += 1
+        i += 1
+    return None
+
+
+def _matching(text: str, i: int) -> int:
+    """The index just past the bracket that closes the one at `i` (strings not considered)."""
+    depth = 0
+    for j in range(i, len(text)):
+        if text[j] in "[{":
+            depth += 1
+        elif text[j] in "]}":
+            depth -= 1
+            if depth == 0:
+                return j + 1
+    return len(text)
 
 
 def _prefix(full: list[Any], path: Path) -> int:

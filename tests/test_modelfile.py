@@ -155,6 +155,11 @@ def test_yaml_without_pyyaml_says_what_to_install(tmp_path: Path, monkeypatch: p
      r"bad.json:4:24: nodes\[1\]\.units"),
     ("bad.yaml", "nodes:\n  - type: ReLU\n  - type: Affine\n    units: 0\n",
      r"bad.yaml:4:5: nodes\[1\]\.units"),
+    ("inline.toml",
+     'nodes = [\n  { type = "ReLU" }, # a comment, ]\n  { name = "fc", type = "Affine", units = -3 },\n]\n',
+     r"inline.toml:3:35: nodes\.fc\.units"),
+    ("inline.toml", 'nodes = [\n  { type = "ReLU" },\n  { type = "Sigmod" },\n]\n',
+     r"inline.toml:3:5: nodes\[1\]: unknown layer type 'Sigmod'"),
 ])
 def test_errors_give_the_line_and_column(tmp_path: Path, name: str, text: str, where: str) -> None:
     with pytest.raises(nnkit.ModelFileError, match=where):
