@@ -60,6 +60,8 @@ def _train(args: argparse.Namespace) -> int:
     if args.out:
         runner.save(args.out)
         print(f"saved {args.out}")
+    if runner.checkpoint_dir is not None and runner.checkpoint_dir.is_dir():
+        print(f"periodic checkpoints in {runner.checkpoint_dir}/")
     return 0
 
 
