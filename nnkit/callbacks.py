@@ -94,11 +94,16 @@ class CallbackList(Callback):
             cb.on_train_end(runner)
 
 
-def lower_is_better(metric: str, mode: str) -> bool:
-    """"auto": losses (and anything named *loss or *error) go down, other metrics go up."""
+def lower_is_better(metric: str, mode: str, runner: Runner) -> bool:
+    """"auto": the loss goes down; a registered metric goes the way its class says
+    (`greater_is_better`); any other record key goes down if named *loss or *error."""
     if mode != "auto":
         return mode == "min"
-    return metric.endswith(("loss", "error", "error_rate"))
+    name = metric.removeprefix("val_")
+    for registered in runner.metrics:
+        if registered.name == name:
+            return not registered.greater_is_better
+    return name.endswith(("loss", "error", "error_rate"))
 
 
 def metric_of(record: dict[str, float], metric: str, who: str) -> float:
@@ -150,7 +155,7 @@ class CheckpointConfig(Config):
     every: int = Field(default=1, ge=1, le=10_000_000)  # epochs between periodic checkpoints
     keep: int = Field(default=3, ge=0, le=100_000)  # periodic checkpoints kept (the newest); 0 = none
     best: str | None = Field(default=None, max_length=64)  # also keep best.nnk by this metric
-    mode: Literal["auto", "min", "max"] = "auto"  # auto: *loss/*error minimised, others maximised
+    mode: Literal["auto", "min", "max"] = "auto"  # auto: the loss minimised, metrics as they declare
 
 
 class Checkpointing(Callback):
@@ -182,7 +187,7 @@ class Checkpointing(Callback):
         c = self.config
         if c.best is not None:
             value = metric_of(record, c.best, "checkpoint callback")
-            lower = lower_is_better(c.best, c.mode)
+            lower = lower_is_better(c.best, c.mode, runner)
             if self.best_value is None or (value < self.best_value if lower else value > self.best_value):
                 self.best_value, self.best_epoch = value, epoch
                 runner.save(folder / "best.nnk")
@@ -230,7 +235,7 @@ class EarlyStopping(Callback):
     def on_epoch_end(self, runner: Runner, epoch: int, record: dict[str, float]) -> None:
         c = self.config
         value = metric_of(record, c.metric, "early stopping")
-        lower = lower_is_better(c.metric, c.mode)
+        lower = lower_is_better(c.metric, c.mode, runner)
         better = self.best_value is None or (
             value < self.best_value - c.min_delta if lower else value > self.best_value + c.min_delta)
         if better:

@@ -230,11 +230,11 @@ class Checkpoint:
         if strict and not report.ok:
             raise CheckpointError(f"{self.path}: does not fit the network: {_describe(report)}")
         skip = {m.split(":", 1)[0] for m in report.mismatched}
-        for section in ("params", "grads") if grads else ("params",):
-            for name, target in getattr(network, section).items():
-                key = f"{section}/{name}"
-                if key in self.file.index and key not in skip:
-                    target[...] = self.file.array(key)
+        fitting = {f"{section}/{name}": target
+                   for section in (("params", "grads") if grads else ("params",))
+                   for name, target in getattr(network, section).items()}
+        fitting = {key: target for key, target in fitting.items() if key in self.file.index and key not in skip}
+        self.file.arrays(list(fitting), into=fitting)
         return report
 
     def _compare(self, section: str, targets: dict[str, np.ndarray]) -> LoadReport:

@@ -147,9 +147,10 @@ def _release_later(fd: int | None) -> None:
         threading.Thread(target=os.close, args=(fd,), name="nnkit-release-old-checkpoint", daemon=True).start()
 
 
-def checksum(array: np.ndarray) -> str:
-    """CRC-32 of an array's bytes as 8 lowercase hex digits (zlib releases the GIL)."""
-    return format(zlib.crc32(memoryview(array).cast("B")), "08x")
+def checksum(data: np.ndarray | memoryview) -> str:
+    """CRC-32 of an array's (or a buffer's) bytes as 8 lowercase hex digits; zlib releases
+    the GIL, so checksums run on several cores at once."""
+    return format(zlib.crc32(memoryview(data).cast("B")), "08x")
 
 
 class _Writeback:
@@ -234,7 +235,7 @@ class CheckpointFile:
         if self._map[start - _PREFIX:start] != b"\xc6" + entry.length.to_bytes(4, "big"):
             raise CheckpointError(f"{self.path}: array {name!r}: payload marker is damaged")
         view = memoryview(self._map)[start:start + entry.length]
-        if verify and format(zlib.crc32(view), "08x") != entry.crc32:
+        if verify and checksum(view) != entry.crc32:
             view.release()
             raise CheckpointError(f"{self.path}: array {name!r}: checksum mismatch (the file is damaged)")
         return np.frombuffer(view, dtype=np.dtype(entry.dtype)).reshape(entry.shape)
@@ -302,10 +303,11 @@ def _check_index(header: Header, path: Path, available: int) -> None:
             raise CheckpointError(
                 f"{path}: array {name!r}: payload length {entry.length} does not match {entry.dtype} {entry.shape}")
         lengths.append(entry.length)
-    for (name, entry), expected in zip(index.items(), _layout(lengths)):
+    layout = _layout(lengths)
+    for (name, entry), expected in zip(index.items(), layout):
         if entry.offset != expected:
             raise CheckpointError(f"{path}: array {name!r}: offset {entry.offset} breaks the layout")
-    end = _layout(lengths)[-1] + lengths[-1] if lengths else 0
+    end = layout[-1] + lengths[-1] if lengths else 0
     if end != available:
         problem = "truncated" if end > available else "has trailing bytes"
         raise CheckpointError(f"{path}: file {problem} ({available} payload bytes after the header, {end} expected)")

@@ -82,9 +82,9 @@ def _evaluate(args: argparse.Namespace) -> int:
         if runner.validation_data is not None:
             held = runner.validation_data
             results["validation"] = runner.evaluate(held.x, held.t, confusion=True)
-    if args.json:
-        first = next(iter(results.values()))
-        print(json.dumps({**first, **{k: v for k, v in results.items() if k != next(iter(results))}}))
+    if args.json:  # the first result's fields at the top, the validation one nested
+        label, first = next(iter(results.items()))
+        print(json.dumps({**first, **{k: v for k, v in results.items() if k != label}}))
         return 0
     for label, result in results.items():
         print(f"{label}: {format_record({k: v for k, v in result.items() if k != 'confusion'})}  "
@@ -125,8 +125,7 @@ def _inspect(args: argparse.Namespace) -> int:
           f"(nnkit {info['nnkit_version']}, created {info['created']})")
     print(f"network: {info['nodes_summary']}; {info['param_count']} params")
     progress = info["progress"]
-    last = progress["last"] or {}
-    metrics = "  ".join(f"{k} {v:.4f}" for k, v in last.items() if k != "epoch" and isinstance(v, float))
+    metrics = format_record(progress["last"] or {})
     print(f"progress: epoch {progress['epoch']}, step {progress['step']}" + (f"; {metrics}" if metrics else ""))
     if info["optimizer"]:
         print(f"optimizer: {info['optimizer']['type']} after {info['optimizer']['iterations']} updates")

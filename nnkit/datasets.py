@@ -11,6 +11,7 @@ import numpy as np
 from pydantic import Field, model_validator
 
 from nnkit.config import Config
+from nnkit.errors import DataError, reading
 from nnkit.hookspecs import Register, hookimpl
 
 
@@ -111,14 +112,11 @@ class FileDataset(Dataset):
         if not path.is_absolute() and self.base_dir is not None:
             path = self.base_dir / path
         if path.suffix.lower() == ".npz":
-            try:
-                with np.load(path, allow_pickle=False) as archive:
-                    missing = {"x", "t"} - set(archive.files)
-                    if missing:
-                        raise ValueError(f"{path}: the archive lacks {sorted(missing)} (it has {archive.files})")
-                    return Data(archive["x"], archive["t"])
-            except FileNotFoundError:
-                raise ValueError(f"{path}: no such file") from None
+            with reading(path, DataError, "data file"), np.load(path, allow_pickle=False) as archive:
+                missing = {"x", "t"} - set(archive.files)
+                if missing:
+                    raise ValueError(f"{path}: the archive lacks {sorted(missing)} (it has {archive.files})")
+                return Data(archive["x"], archive["t"])
         table = read_array(path, skip_rows=c.skip_rows)
         if table.ndim != 2 or table.shape[1] < 2:
             raise ValueError(f"{path}: expected a table with feature columns and a label column, got {table.shape}")

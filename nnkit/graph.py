@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
@@ -20,6 +20,19 @@ from nnkit.registry import Registry
 from nnkit.spec import SpecBase, topological_order
 
 Inputs = np.ndarray | Mapping[str, np.ndarray]
+
+
+def count_rows(x: Inputs) -> int:
+    """The number of samples in an input array, or in each named input (they must agree)."""
+    lengths = {len(a) for a in (x.values() if isinstance(x, Mapping) else [x])}
+    if len(lengths) != 1:
+        raise DataError(f"the inputs have different numbers of samples: {sorted(lengths)}")
+    return lengths.pop()
+
+
+def take_rows(x: Inputs, index: Any) -> Inputs:
+    """Rows `index` of the input array, or of each named input."""
+    return {k: v[index] for k, v in x.items()} if isinstance(x, Mapping) else x[index]
 
 
 #: Networks with more params than this are refused before anything is allocated;
@@ -60,7 +73,7 @@ class Network:
         self.dtype = np.dtype(spec.dtype)
         self.input_names = list(spec.inputs)
         self.input_kinds = {name: inp.dtype for name, inp in spec.inputs.items()}
-        self.order = topological_order(spec.nodes, self.input_names)
+        self.order = topological_order(spec.nodes)
         self.outputs = list(spec.outputs or [])
         if skip_init != "views":  # count on stand-ins first: a huge network is refused unallocated
             dry = Network(spec, rng=rng, registry=registry, source=source, skip_init="views")
@@ -267,14 +280,21 @@ class Network:
             grad = self.layers[s.node].grads[s.index]
             self.grads[s.owner] += grad.T if s.transpose else grad
 
+    def probabilities(self) -> np.ndarray:
+        """What users see for the last `loss` call: the loss layer's predictions (class
+        probabilities for a classifier), reused from its forward when it kept them."""
+        assert self.loss_layer is not None and self.spec.loss is not None
+        kept = self.loss_layer.last_predictions()
+        return kept if kept is not None else self.loss_layer.predict(self.values[self.spec.loss.inputs[0]])
+
     def predict(self, inputs: Inputs, *, batch_size: int = 4096) -> np.ndarray:
         """Outputs for users, in batches: class probabilities when the loss is a classifier's."""
-        values = self._feed(inputs)
-        n = len(next(iter(values.values())))
+        if not isinstance(inputs, Mapping) and len(self.input_names) != 1:
+            self._feed(inputs)  # raises: several inputs need names
+        n = count_rows(inputs)
         chunks = []
         for start in range(0, n, batch_size):
-            batch = {k: v[start:start + batch_size] for k, v in values.items()}
-            y = self.forward(batch, train=False)
+            y = self.forward(take_rows(inputs, slice(start, start + batch_size)), train=False)
             if self.loss_layer is not None and self.spec.loss.inputs[0] == self.outputs[0]:
                 y = self.loss_layer.predict(y)
             chunks.append(y)

@@ -17,22 +17,31 @@ from nnkit.errors import DataError, reading
 from nnkit.graph import Network
 
 
-def batches(path: str | Path, batch_size: int) -> tuple[int, Iterator[np.ndarray]]:
-    """(row count, an iterator of row batches) for a .npy or .csv file, without reading it whole."""
+def row_count(path: str | Path) -> int:
+    """Rows in a .npy (from its header) or .csv file (one pass over the text)."""
     path = Path(path)
     if path.suffix.lower() == ".npy":
-        x = read_array(path, mmap=True)
-        return len(x), (np.asarray(x[i:i + batch_size]) for i in range(0, len(x), batch_size))
-    if path.suffix.lower() != ".csv":
-        raise DataError(f"{path}: unknown input extension {path.suffix!r}; use .npy or .csv")
+        return len(read_array(path, mmap=True))
     with reading(path, DataError, "data file"), open(path, encoding="utf-8") as f:
         try:
-            rows = sum(1 for line in f if line.strip() and not line.lstrip().startswith("#"))
+            return sum(1 for line in f if line.strip() and not line.lstrip().startswith("#"))
         except UnicodeDecodeError as exc:
             raise DataError(f"{path}: not UTF-8 text: {exc}") from None
 
+
+def batches(path: str | Path, batch_size: int) -> Iterator[np.ndarray]:
+    """Row batches of a .npy or .csv file, without reading it whole."""
+    path = Path(path)
+    if path.suffix.lower() == ".npy":
+        x = read_array(path, mmap=True)
+        return (np.asarray(x[i:i + batch_size]) for i in range(0, len(x), batch_size))
+    if path.suffix.lower() != ".csv":
+        raise DataError(f"{path}: unknown input extension {path.suffix!r}; use .npy or .csv")
+    if not path.is_file():
+        raise DataError(f"{path}: no such file")
+
     def chunks() -> Iterator[np.ndarray]:
-        with open(path, encoding="utf-8") as f:
+        with reading(path, DataError, "data file"), open(path, encoding="utf-8") as f:
             while True:
                 try:
                     with warnings_as_errors():
@@ -45,7 +54,7 @@ def batches(path: str | Path, batch_size: int) -> tuple[int, Iterator[np.ndarray
                     return
                 yield chunk
 
-    return rows, chunks()
+    return chunks()
 
 
 Format = Literal["csv", "json"]
@@ -57,7 +66,7 @@ def predict_file(network: Network, input_path: str | Path, output: str | Path | 
     """Predict every row of `input_path` and write the outputs as they come; returns the
     row count. A row holds the inputs' values in declared order (see `Network.from_columns`).
     `output` .npy or .csv, or None/"-" for stdout in `fmt` (CSV rows or JSON lines)."""
-    rows, chunks = batches(input_path, batch_size)
+    chunks = batches(input_path, batch_size)
     out_shape = () if classes else network.output_shape
     dtype = np.int64 if classes else network.dtype
     stdout = stdout or sys.stdout
@@ -68,7 +77,9 @@ def predict_file(network: Network, input_path: str | Path, output: str | Path | 
     text: TextIO | None = stdout
     try:
         if target is not None and target.suffix.lower() == ".npy":
-            memmap = np.lib.format.open_memmap(target, mode="w+", dtype=dtype, shape=(rows, *out_shape))
+            # A .npy needs its row count up front; the other outputs just stream.
+            memmap = np.lib.format.open_memmap(target, mode="w+", dtype=dtype,
+                                               shape=(row_count(input_path), *out_shape))
             text = None
         elif target is not None:
             text = open(target, "w", encoding="utf-8")  # noqa: SIM115 - closed below

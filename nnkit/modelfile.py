@@ -260,12 +260,15 @@ def write_model_file(data: SpecBase | dict[str, Any], path: str | Path) -> None:
     path = Path(path)
     text = dump_text(data.to_dict() if isinstance(data, SpecBase) else data, format_of(path))
     folder = path.parent if str(path.parent) else Path(".")
+    tmp = None
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
         os.replace(tmp, path)
     except OSError as exc:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
         raise ModelFileError(f"{path}: cannot write: {exc.strerror or exc}") from None
 
 

@@ -57,7 +57,7 @@ class Optimizer:
     def _ensure_state(self, params: list[np.ndarray]) -> list[dict[str, np.ndarray]]:
         if self.state is None or len(self.state) != len(params):
             self.state = [{slot: np.zeros_like(p) for slot in (*self.slots, "_scratch")} for p in params]
-            self._scratch = []
+            self._scratch = [s["_scratch"] for s in self.state]  # for update loops that need only these
         return self.state
 
     def update(self, params: list[np.ndarray], grads: list[np.ndarray]) -> None:
@@ -109,9 +109,7 @@ class SGD(Optimizer):
         lr = self.lr_at(self.iterations)
         self.iterations += 1
         # The book's SGD, without a temporary per param: the scratch buffers are reused.
-        states = self._ensure_state(params)
-        if len(self._scratch) != len(states):
-            self._scratch = [s["_scratch"] for s in states]
+        self._ensure_state(params)
         for param, grad, scratch in zip(params, grads, self._scratch):
             param -= np.multiply(grad, lr, out=scratch)
 

@@ -29,10 +29,17 @@ class LogLines(Callback):
         self.log, self.every = log, every
 
     def on_epoch_end(self, runner: Runner, epoch: int, record: dict[str, float]) -> None:
-        target = runner.target_epochs
-        every = self.every or runner.spec.train.log_every or max(1, target // 10)
-        if epoch % every == 0 or epoch == target:
+        if reported(runner, epoch, self.every):
+            target = runner.target_epochs
             self.log(f"epoch {epoch:>{len(str(target))}}/{target}  {format_record(record)}")
+
+
+def reported(runner: Runner, epoch: int, every: int | None = None) -> bool:
+    """Whether `epoch` is one that progress reports keep: every `train.log_every` epochs
+    (about ten in a run by default) and the last."""
+    target = runner.target_epochs
+    every = every or runner.spec.train.log_every or max(1, target // 10)
+    return epoch % every == 0 or epoch == target
 
 
 def format_record(record: dict[str, Any]) -> str:
@@ -56,10 +63,8 @@ class ProgressBar(Callback):
         self.started, self.first_step = time.monotonic(), runner.state.progress["step"]
 
     def on_epoch_begin(self, runner: Runner, epoch: int) -> None:
-        target = runner.target_epochs
-        every = runner.spec.train.log_every or max(1, target // 10)
-        self.bar = self.tqdm(total=runner.steps_per_epoch, desc=f"epoch {epoch}/{target}", file=self.stream,
-                             leave=epoch % every == 0 or epoch == target, dynamic_ncols=True, unit="step")
+        self.bar = self.tqdm(total=runner.steps_per_epoch, desc=f"epoch {epoch}/{runner.target_epochs}",
+                             file=self.stream, leave=reported(runner, epoch), dynamic_ncols=True, unit="step")
 
     def on_step_end(self, runner: Runner, step: int, loss: float) -> None:
         if self.bar is None:  # resumed mid-epoch

@@ -20,7 +20,7 @@ from nnkit.callbacks import Callback, CallbackList, NanGuard
 from nnkit.checkpoint import Checkpoint, TrainingState, save
 from nnkit.datasets import Data
 from nnkit.errors import DataError, ModelFileError
-from nnkit.graph import Inputs, Network
+from nnkit.graph import Inputs, Network, count_rows, take_rows
 from nnkit.inference import confusion_matrix
 from nnkit.metrics import Metric
 from nnkit.modelfile import read_model_file
@@ -178,7 +178,7 @@ class Runner:
             validation = (self.validation_data.x, self.validation_data.t)
         x, t = self._resolve(x, t)
         target = epochs if epochs is not None else self.spec.train.epochs
-        n, batch = _length(x), self.spec.train.batch_size
+        n, batch = count_rows(x), self.spec.train.batch_size
         if len(t) != n:
             raise DataError(f"x has {n} samples but t has {len(t)}")
         steps = n // batch
@@ -188,7 +188,6 @@ class Runner:
         if net.loss_layer is None:
             raise ModelFileError(f"{self.source}: the network has no loss; add a [loss] section")
         optimizer.total_steps = target * steps
-        self._validation = validation
         self.steps_per_epoch, self.target_epochs = steps, target
         guard = [NanGuard()] if self.spec.train.nan_guard else []
         self._active = [*guard, *self.callbacks, *(callbacks or [])]
@@ -202,22 +201,20 @@ class Runner:
         hooks = CallbackList(self._active)
         self.stop_training = False
         hooks.on_train_begin(self)
-        loss_source = self.spec.loss.inputs[0]
         # With the guard on, overflow is its business: it stops with where it began, so
         # NumPy's own overflow warnings would only be noise ahead of that error.
         quiet = np.errstate(over="ignore", invalid="ignore", divide="ignore") if guard else contextlib.nullcontext()
         with quiet:
-            self._loop(x, t, target, steps, batch, hooks, loss_source)
+            self._loop(x, t, validation, target, steps, batch, hooks)
         hooks.on_train_end(self)
         return self.history
 
-    def _loop(self, x: Inputs, t: np.ndarray, target: int, steps: int, batch: int, hooks: CallbackList,
-              loss_source: str) -> None:
+    def _loop(self, x: Inputs, t: np.ndarray, validation: tuple[Inputs, np.ndarray] | None,
+              target: int, steps: int, batch: int, hooks: CallbackList) -> None:
         net, optimizer, progress = self.network, self.optimizer, self.state.progress
         params, grads = list(net.params.values()), list(net.grads.values())
         shuffle, max_grad = self.state.rngs["shuffle"], self.spec.train.max_grad
-        n = _length(x)
-        validation = self._validation
+        n = len(t)
         while progress["epoch"] < target and not self.stop_training:
             if progress["position"] == 0 or self.state.order is None:
                 self.state.order = shuffle.permutation(n)
@@ -228,16 +225,14 @@ class Runner:
             while progress["position"] < steps and not self.stop_training:
                 idx = order[progress["position"] * batch:(progress["position"] + 1) * batch]
                 tb = t[idx]
-                loss = net.loss(_take(x, idx), tb, train=True)
+                loss = net.loss(take_rows(x, idx), tb, train=True)
                 net.backward()
                 if max_grad is not None:
                     clip_grads(grads, max_grad)
                 optimizer.update(params, grads)
                 running["loss"] += loss
                 if self.metrics:
-                    probabilities = net.loss_layer.last_predictions()
-                    if probabilities is None:
-                        probabilities = net.loss_layer.predict(net.values[loss_source])
+                    probabilities = net.probabilities()
                     for metric in self.metrics:
                         running[metric.name] += metric(probabilities, tb)
                 progress["position"] += 1
@@ -275,9 +270,9 @@ class Runner:
             raise DataError("nothing to evaluate: no samples")
         loss_sum, probabilities = 0.0, []
         for start in range(0, n, batch_size):
-            xb, tb = _take(x, slice(start, start + batch_size)), t[start:start + batch_size]
+            xb, tb = take_rows(x, slice(start, start + batch_size)), t[start:start + batch_size]
             loss_sum += net.loss(xb, tb, train=False) * len(tb)
-            probabilities.append(net.loss_layer.predict(net.values[net.spec.loss.inputs[0]]))
+            probabilities.append(net.probabilities())
         probabilities = np.concatenate(probabilities)
         result: dict[str, Any] = {"loss": loss_sum / n, **{m.name: m(probabilities, t) for m in self.metrics},
                                   "samples": n}
@@ -354,20 +349,7 @@ def split_data(data: Data, fraction: float, rng: np.random.Generator) -> tuple[D
         raise DataError(f"a validation split of {fraction} leaves no training data from {n} samples")
     order = rng.permutation(n)
     train, valid = np.sort(order[:n - held]), np.sort(order[n - held:])
-    return Data(_take(data.x, train), data.t[train]), Data(_take(data.x, valid), data.t[valid])
-
-
-def _length(x: Inputs) -> int:
-    arrays = list(x.values()) if isinstance(x, Mapping) else [x]
-    lengths = {len(a) for a in arrays}
-    if len(lengths) != 1:
-        raise DataError(f"the inputs have different numbers of samples: {sorted(lengths)}")
-    return lengths.pop()
-
-
-def _take(x: Inputs, index: Any) -> Inputs:
-    """Rows `index` of the input array, or of each named input."""
-    return {k: v[index] for k, v in x.items()} if isinstance(x, Mapping) else x[index]
+    return Data(take_rows(data.x, train), data.t[train]), Data(take_rows(data.x, valid), data.t[valid])
 
 
 def _with_inputs_from(spec: SpecBase, data: Data) -> SpecBase:

@@ -187,7 +187,7 @@ def _normalise_graph(spec: SpecBase) -> SpecBase:
                 _check_ref(owner, known - set(inputs), f"node {node.name!r} {field}s {pname} with node")
                 if owner == node.name:
                     raise ValueError(f"node {node.name!r} cannot {field} a param with itself")
-    _check_acyclic(nodes)
+    topological_order(nodes)  # raises on a cycle
     outputs = spec.outputs if spec.outputs is not None else [nodes[-1].name]
     for out in outputs:
         _check_ref(out, known, "output")
@@ -229,49 +229,29 @@ def _check_used(nodes: list[LayerConfig], sinks: list[str]) -> None:
         raise ValueError(f"unused node(s) {', '.join(repr(u) for u in unused)}: no output or loss depends on them")
 
 
-def _check_acyclic(nodes: list[LayerConfig]) -> None:
-    edges = {n.name: list(n.inputs or []) for n in nodes}
-    colour: dict[str, int] = {}  # 1 = on the current path, 2 = finished
-    for start in edges:
+def topological_order(nodes: list[LayerConfig]) -> list[LayerConfig]:
+    """Nodes ordered so that every node comes after its inputs (a chain keeps its order);
+    ValueError naming the nodes of a cycle. Network inputs are not nodes and are skipped."""
+    by_name = {n.name: n for n in nodes}
+    colour: dict[str, int] = {}  # 1 = on the current path, 2 = placed in the order
+    order: list[LayerConfig] = []
+    for start in by_name:
         if start in colour:
             continue
         colour[start] = 1
-        stack = [(start, iter(edges[start]))]
+        stack = [(start, iter(by_name[start].inputs or []))]
         while stack:
             name, children = stack[-1]
             child = next(children, None)
             if child is None:
                 colour[name] = 2
+                order.append(by_name[name])
                 stack.pop()
-            elif child in edges and colour.get(child) == 1:
+            elif child in by_name and colour.get(child) == 1:
                 path = [n for n, _ in stack]
                 cycle = path[path.index(child):] + [child]
                 raise ValueError(f"the nodes form a cycle: {' -> '.join(reversed(cycle))}")
-            elif child in edges and child not in colour:
+            elif child in by_name and child not in colour:
                 colour[child] = 1
-                stack.append((child, iter(edges[child])))
-
-
-def topological_order(nodes: list[LayerConfig], inputs: list[str]) -> list[LayerConfig]:
-    """Nodes ordered so that every node comes after its inputs (stable for chains)."""
-    by_name = {n.name: n for n in nodes}
-    done: set[str] = set(inputs)
-    order: list[LayerConfig] = []
-
-    def visit(name: str) -> None:
-        stack = [name]
-        while stack:
-            current = stack[-1]
-            pending = [i for i in by_name[current].inputs if i not in done and i in by_name]
-            if pending:
-                stack.append(pending[0])
-                continue
-            stack.pop()
-            if current not in done:
-                done.add(current)
-                order.append(by_name[current])
-
-    for node in nodes:
-        if node.name not in done:
-            visit(node.name)
+                stack.append((child, iter(by_name[child].inputs or [])))
     return order

@@ -49,13 +49,17 @@ class _Recurrent(nnkit.Layer):
         full[:, -1] = dy
         return full
 
-    def _weight_grads(self, xs: np.ndarray, h_inputs: np.ndarray, dA: np.ndarray) -> np.ndarray:
-        """Write dWx, dWh, db from all steps at once; return dxs. dA: (N, T, G*H)."""
+    def _weight_grads(self, xs: np.ndarray, h_inputs: list[tuple[np.ndarray, slice]],
+                      dA: np.ndarray) -> np.ndarray:
+        """Write dWx, dWh, db from all steps at once; return dxs. dA: (N, T, G*H).
+        `h_inputs` pairs what each block of Wh's columns multiplied, (N, T, H), with the block."""
         Wx, Wh, _ = self.params
         d, gh = Wx.shape
-        np.matmul(xs.reshape(-1, d).T, dA.reshape(-1, gh), out=self.grads[0])
-        np.matmul(h_inputs.reshape(-1, Wh.shape[0]).T, dA.reshape(-1, gh), out=self.grads[1])
-        np.sum(dA.reshape(-1, gh), axis=0, out=self.grads[2])
+        dA2 = dA.reshape(-1, gh)
+        np.matmul(xs.reshape(-1, d).T, dA2, out=self.grads[0])
+        for h, columns in h_inputs:
+            self.grads[1][:, columns] = h.reshape(-1, Wh.shape[0]).T @ dA2[:, columns]
+        np.sum(dA2, axis=0, out=self.grads[2])
         return dA @ Wx.T
 
     def _output(self, hs: np.ndarray) -> np.ndarray:
@@ -95,7 +99,7 @@ class TimeRNN(_Recurrent):
             dA[:, k] = dt
             dh = dt @ Wh.T
         h_prev = np.concatenate([np.zeros_like(hs[:, :1]), hs[:, :-1]], axis=1)
-        return self._weight_grads(self.xs, h_prev, dA)
+        return self._weight_grads(self.xs, [(h_prev, slice(None))], dA)
 
 
 class TimeLSTMConfig(RecurrentConfig):
@@ -151,7 +155,7 @@ class TimeLSTM(_Recurrent):
             dc = ds * f
             dh = dA[:, k] @ Wh.T
         h_prev = np.concatenate([np.zeros_like(hs[:, :1]), hs[:, :-1]], axis=1)
-        return self._weight_grads(self.xs, h_prev, dA)
+        return self._weight_grads(self.xs, [(h_prev, slice(None))], dA)
 
 
 class TimeGRUConfig(RecurrentConfig):
@@ -201,12 +205,6 @@ class TimeGRU(_Recurrent):
             dA[:, k, H:2 * H] = drh * h_prev * r * (1.0 - r)
             dA[:, k, 2 * H:] = dt
             dh = dh_k * (1.0 - z) + drh * r + dA[:, k, :2 * H] @ Wh[:, :2 * H].T
-        # Wh's z and r columns see h_{t-1}; its h~ columns see r * h_{t-1}.
-        Wx = self.params[0]
-        d = Wx.shape[0]
-        np.matmul(self.xs.reshape(-1, d).T, dA.reshape(-1, 3 * H), out=self.grads[0])
-        self.grads[1][:, :2 * H] = h_prev_all.reshape(-1, H).T @ dA[..., :2 * H].reshape(-1, 2 * H)
+        # Wh's z and r columns multiplied h_{t-1}; its h~ columns, r * h_{t-1}.
         rh = gv[..., H:2 * H] * h_prev_all
-        self.grads[1][:, 2 * H:] = rh.reshape(-1, H).T @ dA[..., 2 * H:].reshape(-1, H)
-        np.sum(dA.reshape(-1, 3 * H), axis=0, out=self.grads[2])
-        return dA @ Wx.T
+        return self._weight_grads(self.xs, [(h_prev_all, slice(0, 2 * H)), (rh, slice(2 * H, None))], dA)
