@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from nnkit import ckptfile
+from nnkit.arrays import empty_small_pages, lazy_zeros
 from nnkit.ckptheader import FORMAT, FORMAT_VERSION, Header
 from nnkit.errors import CheckpointError, ModelFileError
 from nnkit.graph import Network
@@ -179,7 +180,8 @@ class Checkpoint:
                       f"the installed {version} is a newer major version", PluginVersionWarning, stacklevel=4)
 
     def build(self, *, views: bool = False) -> Network:
-        """The network the stored spec describes, params not yet filled (stand-ins if `views`)."""
+        """The network the stored spec describes, params not yet filled (read-only stand-ins
+        if `views`, to be replaced by `Network.replace_arrays`)."""
         self.check_plugins()
         try:
             spec = validate_spec(self.header.spec, f"{self.path} (stored spec)", self.registry)
@@ -194,25 +196,35 @@ class Checkpoint:
         """Build the network from the stored spec and fill its params (and grads).
 
         mmap=True makes the arrays copy-on-write views of the file (open the checkpoint
-        `writable`): nothing is copied until written. Otherwise they are copied in.
-        verify=False skips the CRC-32 checks (the layout is checked all the same).
+        `writable`): nothing is copied until written. Otherwise they are copied into fresh
+        arrays. Either way the bytes are read (and checksummed) on worker threads while
+        this thread validates the spec and builds the network. grads=False: grads start as
+        zeros that take no memory until written. verify=False skips the checksums (the
+        layout is checked all the same).
         """
-        network = self.build(views=mmap)
-        for section in ("params", "grads"):
-            targets = getattr(network, section)
-            if section == "grads" and not grads:
-                if mmap:
-                    network.replace_arrays(grads={n: np.zeros(a.shape, a.dtype) for n, a in targets.items()})
-                continue
-            report = self._compare(section, targets)
-            if not report.ok:
-                raise CheckpointError(f"{self.path}: {section} do not match the stored spec: {_describe(report)}")
-            names = [f"{section}/{name}" for name in targets]
-            if mmap:
-                arrays = self.file.arrays(names, verify=verify)
-                network.replace_arrays(**{section: {n.split("/", 1)[1]: a for n, a in arrays.items()}})
-            else:
-                self.file.arrays(names, verify=verify, into={f"{section}/{n}": a for n, a in targets.items()})
+        sections = ("params", "grads") if grads else ("params",)
+        names = [name for section in sections for name in self.file.names(section + "/")]
+        into = None if mmap else {n: empty_small_pages(tuple(self.file.index[n].shape), self.file.index[n].dtype)
+                                  for n in names}
+        reading = self.file.read(names, verify=verify, into=into)
+        try:
+            network = self.build(views=True)
+            for section in sections:
+                report = self._compare(section, getattr(network, section))
+                if not report.ok:
+                    raise CheckpointError(
+                        f"{self.path}: {section} do not match the stored spec: {_describe(report)}")
+        except BaseException:
+            reading.cancel()
+            raise
+        arrays = reading.result()
+        split: dict[str, dict[str, np.ndarray]] = {section: {} for section in ("params", "grads")}
+        for name, array in arrays.items():
+            section, key = name.split("/", 1)
+            split[section][key] = array
+        if not grads:
+            split["grads"] = {n: lazy_zeros(a.shape, a.dtype) for n, a in network.params.items()}
+        network.replace_arrays(**split)
         return network
 
     def load_into(self, network: Network, *, strict: bool = True, grads: bool = True) -> LoadReport:
@@ -234,7 +246,8 @@ class Checkpoint:
                    for section in (("params", "grads") if grads else ("params",))
                    for name, target in getattr(network, section).items()}
         fitting = {key: target for key, target in fitting.items() if key in self.file.index and key not in skip}
-        self.file.arrays(list(fitting), into=fitting)
+        self.file.arrays(list(fitting))  # every checksum first: a damaged file changes nothing
+        self.file.arrays(list(fitting), into=fitting, verify=False)
         return report
 
     def _compare(self, section: str, targets: dict[str, np.ndarray]) -> LoadReport:
@@ -294,19 +307,17 @@ def _describe(report: LoadReport) -> str:
     return "; ".join(parts)
 
 
-def load(path: str | Path, *, grads: bool = True, mmap: bool = False, verify: bool | None = None,
+def load(path: str | Path, *, grads: bool = True, mmap: bool = False, verify: bool = True,
          registry: Registry | None = None) -> Network:
     """The network stored at `path`, built from its spec alone, with params and grads filled.
 
     mmap: arrays are copy-on-write views of the file: pages are read when touched and
-    copied only when written. grads=False: only the params' bytes are read; grads start
-    at zero. verify: check every payload's CRC-32, which reads every byte; by default on
-    for copied loads and off for mapped ones (which would otherwise read the whole file
-    up front). Header, layout and sizes are checked either way; `verify(path)` checks
-    the payloads on demand.
+    copied only when written (a file changed in place by another program while mapped
+    changes the arrays too; nnkit's own saves replace files instead). grads=False: only
+    the params' bytes are read; grads start as zeros. verify: check every payload's
+    checksum (XXH3-64, at memory speed); verify=False skips that, and a mapped load then
+    reads nothing up front. Header, layout and sizes are checked either way.
     """
-    if verify is None:
-        verify = not mmap
     checkpoint = Checkpoint(path, registry, writable=mmap)
     try:
         return checkpoint.network(grads=grads, mmap=mmap, verify=verify)
@@ -321,7 +332,7 @@ def load_into(network: Network, path: str | Path, *, strict: bool = True, grads:
 
 
 def verify(path: str | Path) -> int:
-    """Check every payload's CRC-32; returns the number of arrays checked, or raises a
+    """Check every payload's checksum; returns the number of arrays checked, or raises a
     CheckpointError naming the first damaged one."""
     with ckptfile.CheckpointFile(path) as opened:
         names = opened.names()

@@ -11,7 +11,7 @@ Layout (every part is a msgpack object, so any msgpack reader can walk the file)
 An entry's `offset` counts from the payload base: the first multiple of 64 at or after
 the end of the header. That keeps the header independent of its own length. Loading
 checks every entry against the canonical layout (so payloads cannot overlap or leave
-gaps), the dtype allowlist, shapes and checksums.
+gaps), the dtype allowlist, shapes and checksums (nnkit/checksums.py).
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ import mmap
 import os
 import tempfile
 import threading
-import zlib
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -31,13 +30,15 @@ import msgpack
 import numpy as np
 from pydantic import ValidationError
 
-from nnkit.ckptheader import DTYPES, FORMAT, FORMAT_VERSION, MAX_PAYLOAD, Header
+from nnkit.checksums import RunningChecksum, checksum, raw_bytes
+from nnkit.ckptheader import DTYPES, FORMAT, FORMAT_VERSION, MAX_PAYLOAD, ArrayEntry, Header
 from nnkit.errors import CheckpointError, reading
 
 MAGIC = msgpack.packb("nnkit-ckpt")
 ALIGN = 64
 MAX_HEADER_BYTES = 64 * 1024 * 1024
 PARALLEL_BYTES = 8 * 1024 * 1024  # below this, threads cost more than they save
+CHUNK = 1024 * 1024  # copied, then checksummed while still in cache
 _PREFIX = 5  # bin32 marker and length
 
 
@@ -75,15 +76,17 @@ def write(path: str | Path, header: dict[str, Any], arrays: Mapping[str, np.ndar
             raise CheckpointError(f"{path}: array {name!r} is {a.nbytes} bytes; the cap is {MAX_PAYLOAD}")
     offsets = _layout([a.nbytes for a in contiguous.values()])
 
-    def head(crcs: list[str]) -> bytes:
+    def head(sums: list[str]) -> bytes:
         index = {
-            name: {"dtype": _dtype_str(a), "shape": list(a.shape), "offset": off, "length": a.nbytes, "crc32": crc}
-            for (name, a), off, crc in zip(contiguous.items(), offsets, crcs)
+            name: {"dtype": _dtype_str(a), "shape": list(a.shape), "offset": off, "length": a.nbytes, "xxh3": sum_}
+            for (name, a), off, sum_ in zip(contiguous.items(), offsets, sums)
         }
-        return MAGIC + msgpack.packb({**header, "arrays": index}, use_bin_type=True)
+        # The checksums written are this version's, whatever version `header` came from.
+        stamped = {**header, "format": FORMAT, "format_version": FORMAT_VERSION, "arrays": index}
+        return MAGIC + msgpack.packb(stamped, use_bin_type=True)
 
     # Checksums are fixed-width strings, so the header's length is known before they are.
-    placeholder = head(["0" * 8] * len(contiguous))
+    placeholder = head(["0" * 16] * len(contiguous))
     folder = path.parent if str(path.parent) else Path(".")
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
@@ -93,7 +96,7 @@ def write(path: str | Path, header: dict[str, Any], arrays: Mapping[str, np.ndar
     pool, flusher = ThreadPoolExecutor(max_workers=1), ThreadPoolExecutor(max_workers=1)
     try:
         with os.fdopen(fd, "wb") as f:
-            crcs = [pool.submit(checksum, a) for a in contiguous.values()]
+            sums = [pool.submit(checksum, a) for a in contiguous.values()]
             writeback = _Writeback(f.fileno(), flusher)
             f.write(b"\0" * len(placeholder))  # the header goes here once the checksums are known
             f.write(b"\xc0" * (_align(len(placeholder)) - len(placeholder)))
@@ -101,10 +104,10 @@ def write(path: str | Path, header: dict[str, Any], arrays: Mapping[str, np.ndar
             for a, off in zip(contiguous.values(), offsets):
                 f.write(b"\xc0" * (off - _PREFIX - cursor))
                 f.write(b"\xc6" + a.nbytes.to_bytes(4, "big"))
-                f.write(memoryview(a).cast("B"))
+                f.write(raw_bytes(a))
                 cursor = off + a.nbytes
                 writeback.wrote(a.nbytes, f)
-            final = head([c.result() for c in crcs])
+            final = head([c.result() for c in sums])
             if len(final) != len(placeholder):
                 raise AssertionError("the checkpoint header changed length")
             f.seek(0)
@@ -145,12 +148,6 @@ def _hold(path: Path) -> int | None:
 def _release_later(fd: int | None) -> None:
     if fd is not None:
         threading.Thread(target=os.close, args=(fd,), name="nnkit-release-old-checkpoint", daemon=True).start()
-
-
-def checksum(data: np.ndarray | memoryview) -> str:
-    """CRC-32 of an array's (or a buffer's) bytes as 8 lowercase hex digits; zlib releases
-    the GIL, so checksums run on several cores at once."""
-    return format(zlib.crc32(memoryview(data).cast("B")), "08x")
 
 
 class _Writeback:
@@ -201,16 +198,22 @@ class CheckpointFile:
 
     def __init__(self, path: str | Path, *, writable: bool = False) -> None:
         self.path = Path(path)
-        with reading(self.path, CheckpointError, "checkpoint"), open(self.path, "rb") as f:
-            size = os.fstat(f.fileno()).st_size
-            self.header, self.data_start = _read_header(f, self.path)
-            _check_index(self.header, self.path, size - self.data_start)
-            access = mmap.ACCESS_COPY if writable else mmap.ACCESS_READ
-            self._map: Any = mmap.mmap(f.fileno(), 0, access=access)
+        with reading(self.path, CheckpointError, "checkpoint"):
+            self._file = open(self.path, "rb")  # noqa: SIM115 - kept open for copy_into, closed by close()
+            try:
+                size = os.fstat(self._file.fileno()).st_size
+                self.header, self.data_start = _read_header(self._file, self.path)
+                _check_index(self.header, self.path, size - self.data_start)
+                access = mmap.ACCESS_COPY if writable else mmap.ACCESS_READ
+                self._map: Any = mmap.mmap(self._file.fileno(), 0, access=access)
+            except BaseException:
+                self._file.close()
+                raise
         self.index = self.header.arrays
 
     def close(self) -> None:
-        """Release the memory map once no array still uses it."""
+        """Close the file, and release the memory map once no array still uses it."""
+        self._file.close()
         try:
             self._map.close()
         except BufferError:  # arrays still view the map; it is released with the last of them
@@ -228,37 +231,119 @@ class CheckpointFile:
     def array(self, name: str, *, verify: bool = True) -> np.ndarray:
         """The named array, a view of the file (read-only unless opened `writable`).
 
-        `verify` checks the payload's CRC-32, which reads every byte of it.
+        `verify` checks the payload's checksum, which reads every byte of it.
         """
+        entry, view = self.index[name], self._payload(name)
+        if verify:
+            try:
+                self._check(name, entry, view)
+            except CheckpointError:
+                view.release()  # so that the map can close
+                raise
+        return np.frombuffer(view, dtype=np.dtype(entry.dtype)).reshape(entry.shape)
+
+    def copy_into(self, name: str, target: np.ndarray, *, verify: bool = True) -> np.ndarray:
+        """Copy the named array into `target` (same shape and dtype), a chunk at a time,
+        each chunk checksummed right after it is read, while it is still in cache. On a
+        checksum mismatch `target` holds the damaged bytes: copy into fresh arrays when
+        the old contents matter (see Checkpoint.load_into).
+
+        The bytes are read with preadv, not through the map: that spares the faults on
+        the file's pages and the cost of unmapping them afterwards.
+        """
+        entry = self.index[name]
+        if target.shape != tuple(entry.shape) or target.dtype != np.dtype(entry.dtype):
+            raise ValueError(f"{name}: target is {target.dtype} {target.shape}, not {entry.dtype} {entry.shape}")
+        if not (target.flags.c_contiguous and hasattr(os, "preadv")):
+            target[...] = self.array(name, verify=verify)
+            return target
+        start = self.data_start + entry.offset
+        marker = bytearray(_PREFIX)
+        self._read_exactly(memoryview(marker), start - _PREFIX)
+        if marker != b"\xc6" + entry.length.to_bytes(4, "big"):
+            raise CheckpointError(f"{self.path}: array {name!r}: payload marker is damaged")
+        dest = raw_bytes(target)
+        running = RunningChecksum(entry) if verify else None
+        for lo in range(0, entry.length, CHUNK):
+            piece = dest[lo:lo + CHUNK]
+            self._read_exactly(piece, start + lo)
+            if running is not None:
+                running.update(piece)
+        if running is not None and not running.matches():
+            raise self._mismatch(name)
+        return target
+
+    def _read_exactly(self, into: memoryview, position: int) -> None:
+        done = 0
+        while done < len(into):
+            try:
+                got = os.preadv(self._file.fileno(), [into[done:]], position + done)
+            except OSError as exc:
+                raise CheckpointError(f"{self.path}: cannot read: {exc.strerror or exc}") from None
+            if got == 0:
+                raise CheckpointError(f"{self.path}: the file shrank while being read")
+            done += got
+
+    def arrays(self, names: list[str], *, verify: bool = True,
+               into: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
+        """Several arrays at once (see `read`, which this waits for).
+
+        Without `into`: views of the file (see `array`). With `into`: each array copied into
+        `into[name]` (see `copy_into`); the targets are returned.
+        """
+        return self.read(names, verify=verify, into=into).result()
+
+    def read(self, names: list[str], *, verify: bool = True,
+             into: dict[str, np.ndarray] | None = None) -> Reading:
+        """Start reading `names` on worker threads, spread over the cores (copies and
+        xxhash release the GIL), so that the caller can do other work meanwhile."""
+        def one(name: str) -> np.ndarray:
+            if into is None:
+                return self.array(name, verify=verify)
+            return self.copy_into(name, into[name], verify=verify)
+
+        total = sum(self.index[n].length for n in names)
+        workers = 0 if total < PARALLEL_BYTES or len(names) < 2 else min(len(names), os.cpu_count() or 1, 8)
+        return Reading(names, one, workers)
+
+    def _payload(self, name: str) -> memoryview:
         entry = self.index[name]
         start = self.data_start + entry.offset
         if self._map[start - _PREFIX:start] != b"\xc6" + entry.length.to_bytes(4, "big"):
             raise CheckpointError(f"{self.path}: array {name!r}: payload marker is damaged")
-        view = memoryview(self._map)[start:start + entry.length]
-        if verify and checksum(view) != entry.crc32:
-            view.release()
-            raise CheckpointError(f"{self.path}: array {name!r}: checksum mismatch (the file is damaged)")
-        return np.frombuffer(view, dtype=np.dtype(entry.dtype)).reshape(entry.shape)
+        return memoryview(self._map)[start:start + entry.length]
 
-    def arrays(self, names: list[str], *, verify: bool = True,
-               into: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
-        """Several arrays at once, checksums verified on all cores (zlib releases the GIL).
+    def _check(self, name: str, entry: ArrayEntry, view: memoryview) -> None:
+        running = RunningChecksum(entry)
+        running.update(view)
+        if not running.matches():
+            raise self._mismatch(name)
 
-        With `into`, each array is copied into `into[name]` right after its check, while
-        its bytes are still in cache; the copies are returned.
-        """
-        def one(name: str) -> np.ndarray:
-            array = self.array(name, verify=verify)
-            if into is None:
-                return array
-            into[name][...] = array
-            return into[name]
+    def _mismatch(self, name: str) -> CheckpointError:
+        return CheckpointError(f"{self.path}: array {name!r}: checksum mismatch (the file is damaged)")
 
-        total = sum(self.index[n].length for n in names)
-        if total < PARALLEL_BYTES or len(names) < 2:
-            return {name: one(name) for name in names}
-        with ThreadPoolExecutor(max_workers=min(len(names), os.cpu_count() or 1, 8)) as pool:
-            return dict(zip(names, pool.map(one, names)))
+
+class Reading:
+    """Arrays being read on worker threads (or, when small, read by `result()` itself)."""
+
+    def __init__(self, names: list[str], read_one: Any, workers: int) -> None:
+        self._names, self._read_one = names, read_one
+        self._pool = ThreadPoolExecutor(max_workers=workers) if workers else None
+        self._futures = [self._pool.submit(read_one, n) for n in names] if self._pool else []
+
+    def result(self) -> dict[str, np.ndarray]:
+        """Wait for every array; the first failure (e.g. a checksum mismatch) is raised."""
+        if self._pool is None:
+            return {name: self._read_one(name) for name in self._names}
+        try:
+            return dict(zip(self._names, (f.result() for f in self._futures)))
+        finally:
+            self.cancel()
+
+    def cancel(self) -> None:
+        """Drop the reads not yet started and wait for those running."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _read_header(f: Any, path: Path) -> tuple[Header, int]:
@@ -287,8 +372,9 @@ def _read_header(f: Any, path: Path) -> tuple[Header, int]:
         header = Header.model_validate(data)
     except ValidationError as exc:
         first = exc.errors(include_url=False)[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise CheckpointError(f"{path}: invalid header at {where}: {first['msg']}") from None
+        where = " at " + ".".join(str(p) for p in first["loc"]) if first["loc"] else ""
+        reason = first["msg"].removeprefix("Value error, ")
+        raise CheckpointError(f"{path}: invalid header{where}: {reason}") from None
     except RecursionError:
         raise CheckpointError(f"{path}: invalid header: nested too deeply") from None
     return header, _align(len(MAGIC) + unpacker.tell())

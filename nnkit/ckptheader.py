@@ -5,10 +5,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 FORMAT = "nnkit.checkpoint"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+#: Which checksum each format version uses: version 1 CRC-32 (zlib's), version 2 XXH3-64.
+CHECKSUM_FIELD = {1: "crc32", 2: "xxh3"}
 MAX_ARRAYS = 100_000
 MAX_RANK = 32
 MAX_PAYLOAD = 2**32 - 1  # msgpack bin32
@@ -24,13 +26,22 @@ class _Strict(BaseModel):
 
 
 class ArrayEntry(_Strict):
-    """Where one array lives: offset from the payload base, length in bytes, CRC-32 (hex)."""
+    """Where one array lives: offset from the payload base, length in bytes, and the
+    payload's checksum as fixed-width lowercase hex (see ckptfile.write for why fixed):
+    `xxh3` (XXH3-64, format 2) or `crc32` (format 1 files)."""
 
     dtype: Literal[DTYPES]  # type: ignore[valid-type]
     shape: list[Annotated[int, Field(ge=0, le=MAX_PAYLOAD)]] = Field(max_length=MAX_RANK)
     offset: Annotated[int, Field(ge=0, le=2**63 - 1)]
     length: Annotated[int, Field(ge=0, le=MAX_PAYLOAD)]
-    crc32: Annotated[str, Field(pattern=r"^[0-9a-f]{8}$")]  # fixed width: see ckptfile.write
+    xxh3: Annotated[str, Field(pattern=r"^[0-9a-f]{16}$")] | None = None
+    crc32: Annotated[str, Field(pattern=r"^[0-9a-f]{8}$")] | None = None
+
+    @model_validator(mode="after")
+    def _one_checksum(self) -> ArrayEntry:
+        if (self.xxh3 is None) == (self.crc32 is None):
+            raise ValueError("an array entry needs exactly one checksum: xxh3 or crc32")
+        return self
 
 
 class PluginLock(_Strict):
@@ -84,3 +95,11 @@ class Header(_Strict):
     rng: dict[Name, RngState] = Field(default_factory=dict)  # stream name → state
     optimizer: OptimizerInfo | None = None
     arrays: dict[Name, ArrayEntry] = Field(max_length=MAX_ARRAYS)
+
+    @model_validator(mode="after")
+    def _checksums_fit_the_version(self) -> Header:
+        wanted = CHECKSUM_FIELD[self.format_version]
+        for name, entry in self.arrays.items():
+            if getattr(entry, wanted) is None:
+                raise ValueError(f"array {name!r}: format {self.format_version} files use {wanted} checksums")
+        return self

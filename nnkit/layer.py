@@ -116,7 +116,7 @@ class Layer:
             if param.shape != shape:
                 raise ValueError(f"param {name!r}: init gave shape {param.shape}, not {shape}")
         self.params.append(param)
-        self.grads.append(np.zeros_like(param))
+        self.grads.append(np.zeros(shape, dtype=self.dtype))  # not zeros_like: calloc'd pages cost nothing until used
         self.param_names.append(name)
         return param
 

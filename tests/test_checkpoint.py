@@ -151,6 +151,18 @@ def test_params_only_load_reads_no_grad_bytes(trained, tmp_path: Path) -> None:
     assert not any(np.any(g) for g in net.grads.values())
 
 
+def test_a_params_only_load_trains_on(trained) -> None:
+    runner, path = trained
+    for mmap in (False, True):
+        net = nnkit.load(path, grads=False, mmap=mmap)
+        assert not any(np.any(g) for g in net.grads.values())
+        net.loss(runner.data.x[:30], runner.data.t[:30], train=True)
+        net.backward()  # writes into the zero grads in place
+        assert all(np.any(g) for g in net.grads.values())
+        assert all(layer.grads[i] is net.grads[f"{name}.{p}"] for name, layer in net.layers.items()
+                   for i, p in enumerate(layer.param_names))
+
+
 def test_load_into_lists_every_mismatch(trained) -> None:
     _, path = trained
     spec = nnkit.read_model_file(EXAMPLES / "spiral.toml").to_dict()
@@ -170,6 +182,22 @@ def test_load_into_lists_every_mismatch(trained) -> None:
     assert np.array_equal(other.params["fc1.W"], before)  # mismatched arrays are left alone
     with ckptfile.CheckpointFile(path) as opened:
         assert np.array_equal(other.params["fc2.b"], opened.array("params/fc2.b"))
+
+
+def test_load_into_from_a_damaged_file_changes_nothing(trained, tmp_path: Path) -> None:
+    runner, path = trained
+    with ckptfile.CheckpointFile(path) as opened:
+        names = opened.names()
+        entry, start = opened.index[names[-1]], opened.data_start  # the last array read
+    data = bytearray(path.read_bytes())
+    data[start + entry.offset] ^= 0x01
+    damaged = tmp_path / "damaged.nnk"
+    damaged.write_bytes(bytes(data))
+    fresh = nnkit.Network(runner.network.spec, rng=np.random.default_rng(5))
+    before = {k: v.copy() for k, v in fresh.params.items()}
+    with pytest.raises(nnkit.CheckpointError, match="checksum mismatch"):
+        nnkit.load_into(fresh, damaged)
+    assert all(np.array_equal(fresh.params[k], v) for k, v in before.items())
 
 
 def test_load_into_a_matching_network(trained) -> None:
@@ -239,7 +267,7 @@ def test_malformed_rng_state_is_a_checkpoint_error(trained, tmp_path: Path, stat
         nnkit.Runner.from_checkpoint(path)
 
 
-def test_mapped_loads_are_lazy_and_verify_checks_on_demand(trained, tmp_path: Path, capsys) -> None:
+def test_unverified_mapped_loads_are_lazy_and_verify_checks_on_demand(trained, tmp_path: Path, capsys) -> None:
     from nnkit.cli import main
 
     _, path = trained
@@ -249,13 +277,50 @@ def test_mapped_loads_are_lazy_and_verify_checks_on_demand(trained, tmp_path: Pa
     data[start + entry.offset + 3] ^= 0x10  # one flipped bit in a param
     damaged = tmp_path / "damaged.nnk"
     damaged.write_bytes(bytes(data))
-    nnkit.load(damaged, mmap=True)  # lazy: layout checked, payload bytes not read
-    with pytest.raises(nnkit.CheckpointError, match="'params/fc2.W': checksum mismatch"):
-        nnkit.load(damaged, mmap=True, verify=True)
+    nnkit.load(damaged, mmap=True, verify=False)  # lazy: layout checked, payload bytes not read
+    for mmap in (False, True):  # every load verifies by default
+        with pytest.raises(nnkit.CheckpointError, match="'params/fc2.W': checksum mismatch"):
+            nnkit.load(damaged, mmap=mmap)
     with pytest.raises(nnkit.CheckpointError, match="'params/fc2.W': checksum mismatch"):
         nnkit.verify(damaged)
-    assert nnkit.verify(path) == len(ckptfile.CheckpointFile(path).names())
+    with ckptfile.CheckpointFile(path) as opened:
+        assert nnkit.verify(path) == len(opened.names())
     assert main(["inspect", str(damaged), "--verify"]) == 1
     assert "checksum mismatch" in capsys.readouterr().err
     assert main(["inspect", str(path), "--verify"]) == 0
     assert "checksums: all 8 arrays intact" in capsys.readouterr().out
+
+
+FORMAT1 = Path(__file__).parent / "data" / "spiral-format1.nnk"  # Adam, 3 epochs, written by nnkit 0.1.0
+
+
+def test_format_1_files_still_load_and_their_crc32s_are_checked(tmp_path: Path) -> None:
+    import zlib
+
+    raw = FORMAT1.read_bytes()
+    with ckptfile.CheckpointFile(FORMAT1) as opened:
+        assert opened.header.format_version == 1
+        entry, start = opened.index["params/fc1.W"], opened.data_start
+    payload = raw[start + entry.offset:start + entry.offset + entry.length]
+    assert format(zlib.crc32(payload), "08x") == entry.crc32
+    net = nnkit.load(FORMAT1)
+    assert np.array_equal(net.params["fc1.W"], np.frombuffer(payload, "<f8").reshape(2, 10))
+    assert nnkit.verify(FORMAT1) == 16
+    nnkit.Runner.from_checkpoint(FORMAT1, epochs=4).fit()  # optimizer state and progress resume
+
+    damaged = tmp_path / "damaged.nnk"
+    damaged.write_bytes(raw[:start + entry.offset] + bytes([raw[start + entry.offset] ^ 4])
+                        + raw[start + entry.offset + 1:])
+    with pytest.raises(nnkit.CheckpointError, match="'params/fc1.W': checksum mismatch"):
+        nnkit.load(damaged)
+
+
+def test_resaving_a_format_1_file_writes_the_current_format(tmp_path: Path) -> None:
+    runner = nnkit.Runner.from_checkpoint(FORMAT1)
+    runner.save(tmp_path / "new.nnk")
+    with ckptfile.CheckpointFile(tmp_path / "new.nnk") as new, ckptfile.CheckpointFile(FORMAT1) as old:
+        assert new.header.format_version == nnkit.ckptheader.FORMAT_VERSION == 2
+        assert all(e.xxh3 and e.crc32 is None for e in new.index.values())
+        assert list(new.names()) == list(old.names())
+        for name in old.names():
+            assert np.array_equal(new.array(name), old.array(name))

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import textwrap
 import time
+import warnings
 from pathlib import Path
 
 import msgpack
@@ -17,6 +18,7 @@ import pytest
 
 import nnkit
 from nnkit import ckptfile
+from nnkit.checkpoint import PluginVersionWarning
 
 from .conftest import EXAMPLES
 
@@ -57,7 +59,10 @@ def fuzz(valid: bytes, tmp_path: Path, cases: int, seed: int) -> None:
     for _ in range(cases):
         path.write_bytes(mutate(valid, rng))
         try:
-            nnkit.load(path)
+            with warnings.catch_warnings():
+                # A damaged plugin lock ("nKkit") is a file worth loading with a warning.
+                warnings.simplefilter("ignore", PluginVersionWarning)
+                nnkit.load(path)
         except nnkit.CheckpointError:
             pass  # the only exception allowed to escape
 
@@ -71,18 +76,26 @@ def test_fuzzed_files_raise_only_checkpoint_errors_at_length(valid: bytes, tmp_p
     fuzz(valid, tmp_path, cases=10_000, seed=1)
 
 
-def header_with(entry: dict) -> dict:
-    return {"format": "nnkit.checkpoint", "format_version": 1, "nnkit_version": "x", "created": "x",
-            "spec": {}, "plugins": {}, "arrays": {"a": {"offset": 64, "length": 8, "crc32": "00000000", **entry}}}
+def header_with(entry: dict, version: int = 2) -> dict:
+    return {"format": "nnkit.checkpoint", "format_version": version, "nnkit_version": "x", "created": "x",
+            "spec": {}, "plugins": {}, "arrays": {"a": {"offset": 64, "length": 8, **entry}}}
+
+
+XXH3 = {"xxh3": "0" * 16}
 
 
 @pytest.mark.parametrize(("header", "message"), [
-    ({"format": "nnkit.checkpoint", "format_version": 1}, "invalid header at"),
-    (header_with({"dtype": "|O", "shape": [1]}),
+    ({"format": "nnkit.checkpoint", "format_version": 2}, "invalid header at"),
+    (header_with({"dtype": "<f8", "shape": [1]}), "needs exactly one checksum"),
+    (header_with({"dtype": "<f8", "shape": [1], "crc32": "0" * 8, **XXH3}), "needs exactly one checksum"),
+    (header_with({"dtype": "<f8", "shape": [1], "xxh3": "0" * 8}), "invalid header at arrays.a.xxh3"),
+    (header_with({"dtype": "<f8", "shape": [1], **XXH3}, version=1), "format 1 files use crc32 checksums"),
+    (header_with({"dtype": "<f8", "shape": [1], "crc32": "0" * 8}), "format 2 files use xxh3 checksums"),
+    (header_with({"dtype": "|O", "shape": [1], **XXH3}),
      "invalid header at arrays.a.dtype"),
-    (header_with({"dtype": "<f8", "shape": [2**40]}),
+    (header_with({"dtype": "<f8", "shape": [2**40], **XXH3}),
      "invalid header at arrays.a.shape"),
-    (header_with({"dtype": "<f8", "shape": [2]}),
+    (header_with({"dtype": "<f8", "shape": [2], **XXH3}),
      "payload length 8 does not match"),
     ({"format": "nnkit.checkpoint", "format_version": "1"}, "invalid header at format_version"),
     ([1, 2, 3], "the header is not a map"),
@@ -179,3 +192,39 @@ def test_an_unwritable_folder_keeps_the_old_file(valid: bytes, tmp_path: Path,
     with pytest.raises(nnkit.CheckpointError, match="Permission denied"):
         ckptfile.write(path, {"format": "nnkit.checkpoint"}, {"a": np.zeros(3)})
     assert path.read_bytes() == valid
+
+
+MINIMAL = {"nnkit_version": "x", "created": "x", "spec": {}, "plugins": {}}
+
+
+def test_copy_into_reads_every_chunk_and_checks_it(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr(ckptfile, "CHUNK", 4096)  # several chunks per array
+    big = np.random.default_rng(0).standard_normal((300, 70))
+    ckptfile.write(tmp_path / "c.nnk", MINIMAL, {"big": big, "empty": np.zeros((0, 3))})
+    with ckptfile.CheckpointFile(tmp_path / "c.nnk") as opened:
+        assert np.array_equal(opened.copy_into("big", np.empty_like(big)), big)
+        assert opened.copy_into("empty", np.ones((0, 3))).shape == (0, 3)
+        strided = np.empty((300, 140))[:, ::2]  # not contiguous: copied from the map instead
+        assert np.array_equal(opened.copy_into("big", strided), big)
+        with pytest.raises(ValueError, match="target is float32"):
+            opened.copy_into("big", np.empty((300, 70), np.float32))
+        start = opened.data_start + opened.index["big"].offset
+    raw = bytearray((tmp_path / "c.nnk").read_bytes())
+    raw[start + 3 * 4096 + 7] ^= 1  # a bit in the fourth chunk
+    (tmp_path / "d.nnk").write_bytes(bytes(raw))
+    with ckptfile.CheckpointFile(tmp_path / "d.nnk") as opened:
+        with pytest.raises(nnkit.CheckpointError, match="'big': checksum mismatch"):
+            opened.copy_into("big", np.empty_like(big))
+        opened.copy_into("big", np.empty_like(big), verify=False)
+
+
+@pytest.mark.parametrize(("preadv", "message"), [
+    (lambda *a: 0, "the file shrank while being read"),
+    (lambda *a: (_ for _ in ()).throw(OSError(errno.EIO, "Input/output error")), "cannot read: Input/output error"),
+])
+def test_read_failures_are_checkpoint_errors(tmp_path: Path, monkeypatch, preadv, message: str) -> None:
+    ckptfile.write(tmp_path / "c.nnk", MINIMAL, {"a": np.arange(10.0)})
+    with ckptfile.CheckpointFile(tmp_path / "c.nnk") as opened:
+        monkeypatch.setattr(ckptfile.os, "preadv", preadv)
+        with pytest.raises(nnkit.CheckpointError, match=message):
+            opened.copy_into("a", np.empty(10))
