@@ -19,8 +19,6 @@ from __future__ import annotations
 import math
 import mmap
 import os
-import tempfile
-import threading
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -30,6 +28,7 @@ import msgpack
 import numpy as np
 from pydantic import ValidationError
 
+from nnkit.atomic import replacing
 from nnkit.checksums import RunningChecksum, checksum, raw_bytes
 from nnkit.ckptheader import DTYPES, FORMAT, FORMAT_VERSION, MAX_PAYLOAD, ArrayEntry, Header
 from nnkit.errors import CheckpointError, reading
@@ -63,9 +62,10 @@ def _layout(lengths: list[int]) -> list[int]:
 def write(path: str | Path, header: dict[str, Any], arrays: Mapping[str, np.ndarray]) -> None:
     """Write `header` plus `arrays` atomically: a temp file, fsync, rename, fsync the folder.
 
-    The previous file at `path`, if any, stays intact until the rename succeeds. Checksums
-    are computed on worker threads while the payloads are written, and written pages start
-    going to disk during the write, so that the final fsync waits for little.
+    The previous file at `path`, if any, stays intact until the rename succeeds (see
+    nnkit/atomic.py). Checksums are computed on a worker thread while the payloads are
+    written, and written pages start going to disk during the write, so that the final
+    fsync waits for little.
     """
     path = Path(path)
     contiguous = {name: np.ascontiguousarray(a, dtype=a.dtype.newbyteorder("<")) for name, a in arrays.items()}
@@ -87,17 +87,10 @@ def write(path: str | Path, header: dict[str, Any], arrays: Mapping[str, np.ndar
 
     # Checksums are fixed-width strings, so the header's length is known before they are.
     placeholder = head(["0" * 16] * len(contiguous))
-    folder = path.parent if str(path.parent) else Path(".")
+    pool = ThreadPoolExecutor(max_workers=1)  # checksums while this thread writes
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
-    except OSError as exc:
-        raise CheckpointError(f"{path}: cannot write: {exc.strerror or exc}") from None
-    # One worker checksums while this thread writes; another pushes written pages to disk.
-    pool, flusher = ThreadPoolExecutor(max_workers=1), ThreadPoolExecutor(max_workers=1)
-    try:
-        with os.fdopen(fd, "wb") as f:
+        with replacing(path) as (f, writeback):
             sums = [pool.submit(checksum, a) for a in contiguous.values()]
-            writeback = _Writeback(f.fileno(), flusher)
             f.write(b"\0" * len(placeholder))  # the header goes here once the checksums are known
             f.write(b"\xc0" * (_align(len(placeholder)) - len(placeholder)))
             cursor = 0
@@ -106,82 +99,16 @@ def write(path: str | Path, header: dict[str, Any], arrays: Mapping[str, np.ndar
                 f.write(b"\xc6" + a.nbytes.to_bytes(4, "big"))
                 f.write(raw_bytes(a))
                 cursor = off + a.nbytes
-                writeback.wrote(a.nbytes, f)
+                writeback.wrote(a.nbytes)
             final = head([c.result() for c in sums])
             if len(final) != len(placeholder):
                 raise AssertionError("the checkpoint header changed length")
             f.seek(0)
             f.write(final)
-            f.flush()
-            writeback.finish()
-            os.fsync(f.fileno())
-        old = _hold(path)
-        try:
-            os.replace(tmp, path)
-        finally:
-            _release_later(old)
-    except BaseException as exc:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        if isinstance(exc, OSError):
-            raise CheckpointError(f"{path}: cannot write: {exc.strerror or exc}") from None
-        raise
+    except OSError as exc:
+        raise CheckpointError(f"{path}: cannot write: {exc.strerror or exc}") from None
     finally:
         pool.shutdown(wait=True)
-        flusher.shutdown(wait=True)
-    _fsync_folder(folder)
-
-
-def _hold(path: Path) -> int | None:
-    """An open descriptor of the file about to be replaced (POSIX), so that freeing its
-    pages happens when `_release_later` closes it, off the caller's path."""
-    if os.name != "posix":
-        return None
-    try:
-        return os.open(path, os.O_RDONLY)
-    except OSError:
-        return None
-
-
-def _release_later(fd: int | None) -> None:
-    if fd is not None:
-        threading.Thread(target=os.close, args=(fd,), name="nnkit-release-old-checkpoint", daemon=True).start()
-
-
-class _Writeback:
-    """Starts flushing written pages to disk (fdatasync on a worker) every `every` bytes,
-    so that disk writes overlap the copying of later payloads into the page cache."""
-
-    def __init__(self, fd: int, pool: ThreadPoolExecutor, every: int = 32 * 1024 * 1024) -> None:
-        self.fd, self.pool, self.every = fd, pool, every
-        self.pending = 0
-        self.running: Any = None
-
-    def wrote(self, n: int, f: Any) -> None:
-        self.pending += n
-        if self.pending >= self.every and (self.running is None or self.running.done()):
-            f.flush()
-            self.running = self.pool.submit(os.fdatasync, self.fd)
-            self.pending = 0
-
-    def finish(self) -> None:
-        if self.running is not None:
-            self.running.result()
-
-
-def _fsync_folder(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:  # some platforms cannot open folders; the rename is still atomic
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def _refuse_ext(code: int, data: bytes) -> Any:

@@ -188,13 +188,27 @@ def test_an_unwritable_folder_keeps_the_old_file(valid: bytes, tmp_path: Path,
     def denied(*args, **kwargs):  # type: ignore[no-untyped-def]
         raise PermissionError(errno.EACCES, "Permission denied")
 
-    monkeypatch.setattr(ckptfile.tempfile, "mkstemp", denied)
+    monkeypatch.setattr(ckptfile.os, "open", denied)
     with pytest.raises(nnkit.CheckpointError, match="Permission denied"):
         ckptfile.write(path, {"format": "nnkit.checkpoint"}, {"a": np.zeros(3)})
     assert path.read_bytes() == valid
 
 
 MINIMAL = {"nnkit_version": "x", "created": "x", "spec": {}, "plugins": {}}
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX permissions")
+def test_saved_files_get_the_usual_permissions_or_keep_their_own(tmp_path: Path) -> None:
+    umask = os.umask(0o022)
+    try:
+        path = tmp_path / "c.nnk"
+        ckptfile.write(path, MINIMAL, {"a": np.zeros(3)})
+        assert path.stat().st_mode & 0o777 == 0o644  # as open() would make it, not mkstemp's 0o600
+        path.chmod(0o640)
+        ckptfile.write(path, MINIMAL, {"a": np.ones(3)})
+        assert path.stat().st_mode & 0o777 == 0o640
+    finally:
+        os.umask(umask)
 
 
 def test_copy_into_reads_every_chunk_and_checks_it(tmp_path: Path, monkeypatch) -> None:
