@@ -4,12 +4,13 @@ Layout (every part is a msgpack object, so any msgpack reader can walk the file)
 
     "nnkit-ckpt"            fixstr magic (11 bytes)
     {header}                map: format, format_version, ..., "arrays": {name: entry}
+    "0123456789abcdef"      fixstr: XXH3-64 of the header map's bytes (format 2 on)
     nil nil ...             0xc0 padding so that the first payload's bytes align
     bin32 payload           0xc6, 4-byte big-endian length, the array's bytes
     nil ... bin32 ...       and so on, each payload's first byte at a multiple of 64
 
 An entry's `offset` counts from the payload base: the first multiple of 64 at or after
-the end of the header. That keeps the header independent of its own length. Loading
+the end of the header's checksum. That keeps the header independent of its own length. Loading
 checks every entry against the canonical layout (so payloads cannot overlap or leave
 gaps), the dtype allowlist, shapes and checksums (nnkit/checksums.py).
 """
@@ -19,6 +20,7 @@ from __future__ import annotations
 import math
 import mmap
 import os
+import threading
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -83,7 +85,8 @@ def write(path: str | Path, header: dict[str, Any], arrays: Mapping[str, np.ndar
         }
         # The checksums written are this version's, whatever version `header` came from.
         stamped = {**header, "format": FORMAT, "format_version": FORMAT_VERSION, "arrays": index}
-        return MAGIC + msgpack.packb(stamped, use_bin_type=True)
+        packed = msgpack.packb(stamped, use_bin_type=True)
+        return MAGIC + packed + msgpack.packb(checksum(memoryview(packed)))
 
     # Checksums are fixed-width strings, so the header's length is known before they are.
     placeholder = head(["0" * 16] * len(contiguous))
@@ -229,9 +232,9 @@ class CheckpointFile:
                 return self.array(name, verify=verify)
             return self.copy_into(name, into[name], verify=verify)
 
-        total = sum(self.index[n].length for n in names)
-        workers = 0 if total < PARALLEL_BYTES or len(names) < 2 else min(len(names), os.cpu_count() or 1, 8)
-        return Reading(names, one, workers)
+        sizes = [self.index[n].length for n in names]
+        workers = 0 if sum(sizes) < PARALLEL_BYTES or len(names) < 2 else min(len(names), os.cpu_count() or 1, 8)
+        return Reading(names, sizes, one, workers)
 
     def _payload(self, name: str) -> memoryview:
         entry = self.index[name]
@@ -251,26 +254,57 @@ class CheckpointFile:
 
 
 class Reading:
-    """Arrays being read on worker threads (or, when small, read by `result()` itself)."""
+    """Arrays being read on worker threads (or, when small, read by `result()` itself).
 
-    def __init__(self, names: list[str], read_one: Any, workers: int) -> None:
+    Each worker takes one contiguous run of the arrays, about an equal share of the
+    bytes: two tasks instead of one per array (a task costs ~20 us to hand over), and
+    each thread reads its part of the file front to back.
+    """
+
+    def __init__(self, names: list[str], sizes: list[int], read_one: Any, workers: int) -> None:
         self._names, self._read_one = names, read_one
+        self._done: dict[str, np.ndarray] = {}
+        self._stop = threading.Event()
         self._pool = ThreadPoolExecutor(max_workers=workers) if workers else None
-        self._futures = [self._pool.submit(read_one, n) for n in names] if self._pool else []
+        self._futures = [self._pool.submit(self._run, run) for run in _runs(names, sizes, workers)] if workers else []
+
+    def _run(self, names: list[str]) -> None:
+        try:
+            for name in names:
+                if self._stop.is_set():
+                    return
+                self._done[name] = self._read_one(name)
+        except BaseException:
+            self._stop.set()  # the other workers stop at their next array
+            raise
 
     def result(self) -> dict[str, np.ndarray]:
         """Wait for every array; the first failure (e.g. a checksum mismatch) is raised."""
         if self._pool is None:
             return {name: self._read_one(name) for name in self._names}
         try:
-            return dict(zip(self._names, (f.result() for f in self._futures)))
+            for future in self._futures:
+                future.result()
         finally:
             self.cancel()
+        return {name: self._done[name] for name in self._names}
 
     def cancel(self) -> None:
-        """Drop the reads not yet started and wait for those running."""
+        """Stop at the next array and wait for the workers."""
+        self._stop.set()
         if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool.shutdown(wait=True)
+
+
+def _runs(names: list[str], sizes: list[int], count: int) -> list[list[str]]:
+    """`names` cut into at most `count` contiguous runs of about equal total size."""
+    total, runs, current, filled = sum(sizes), [[] for _ in range(count)], 0, 0
+    for name, size in zip(names, sizes):
+        if filled + size / 2 > total * (current + 1) / count and current < count - 1 and runs[current]:
+            current += 1
+        runs[current].append(name)
+        filled += size
+    return [run for run in runs if run]
 
 
 def _read_header(f: Any, path: Path) -> tuple[Header, int]:
@@ -295,6 +329,8 @@ def _read_header(f: Any, path: Path) -> tuple[Header, int]:
     if isinstance(version, int) and not isinstance(version, bool) and version > FORMAT_VERSION:
         raise CheckpointError(
             f"{path}: checkpoint format {version} is newer than this nnkit reads ({FORMAT_VERSION}); upgrade nnkit")
+    if isinstance(version, int) and not isinstance(version, bool) and version >= 2:  # the header's checksum follows
+        _check_header_checksum(f, unpacker, path)
     try:
         header = Header.model_validate(data)
     except ValidationError as exc:
@@ -305,6 +341,20 @@ def _read_header(f: Any, path: Path) -> tuple[Header, int]:
     except RecursionError:
         raise CheckpointError(f"{path}: invalid header: nested too deeply") from None
     return header, _align(len(MAGIC) + unpacker.tell())
+
+
+def _check_header_checksum(f: Any, unpacker: msgpack.Unpacker, path: Path) -> None:
+    """The object after the header map must be the XXH3-64 (16 hex digits) of its bytes."""
+    length = unpacker.tell()
+    try:
+        stored = unpacker.unpack()
+    except msgpack.OutOfData:
+        raise CheckpointError(f"{path}: truncated header") from None
+    except (ValueError, TypeError, msgpack.UnpackException) as exc:
+        raise CheckpointError(f"{path}: unreadable header checksum: {exc}") from None
+    f.seek(len(MAGIC))
+    if not isinstance(stored, str) or stored != checksum(memoryview(f.read(length))):
+        raise CheckpointError(f"{path}: header checksum mismatch (the file is damaged)")
 
 
 def _check_index(header: Header, path: Path, available: int) -> None:

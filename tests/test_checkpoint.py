@@ -92,6 +92,15 @@ def test_damaged_files_raise_checkpoint_error(trained, tmp_path: Path, damage, m
     assert str(bad) in str(info.value)
 
 
+def test_a_damaged_header_is_caught_by_its_checksum(trained, tmp_path: Path) -> None:
+    raw = trained[1].read_bytes()
+    at = raw.index(nnkit.__version__.encode())  # a byte that still parses when changed
+    damaged = tmp_path / "damaged.nnk"
+    damaged.write_bytes(raw[:at] + b"9" + raw[at + 1:])
+    with pytest.raises(nnkit.CheckpointError, match="header checksum mismatch"):
+        nnkit.inspect(damaged)
+
+
 def test_extension_types_are_refused(tmp_path: Path) -> None:
     path = tmp_path / "ext.nnk"
     path.write_bytes(ckptfile.MAGIC + msgpack.packb({"format": msgpack.ExtType(1, b"x")}))

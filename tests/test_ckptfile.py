@@ -33,8 +33,19 @@ def valid(tmp_path_factory: pytest.TempPathFactory) -> bytes:
 
 
 def mutate(data: bytes, rng: np.random.Generator) -> bytes:
-    kind = rng.integers(6)
+    kind = rng.integers(7)
     b = bytearray(data)
+    if kind == 6:  # a forged header: bytes flipped, then its checksum made to match
+        unpacker = msgpack.Unpacker(raw=False)
+        unpacker.feed(data[len(ckptfile.MAGIC):])
+        unpacker.unpack()
+        length = unpacker.tell()
+        unpacker.unpack()
+        header = bytearray(data[len(ckptfile.MAGIC):len(ckptfile.MAGIC) + length])
+        for i in rng.integers(0, len(header), size=rng.integers(1, 4)):
+            header[i] ^= int(rng.integers(1, 256))
+        rest = data[len(ckptfile.MAGIC) + unpacker.tell():]
+        return ckptfile.MAGIC + bytes(header) + msgpack.packb(ckptfile.checksum(memoryview(header))) + rest
     if kind == 0:  # flip bytes
         for i in rng.integers(0, len(b), size=rng.integers(1, 8)):
             b[i] ^= int(rng.integers(1, 256))
@@ -76,6 +87,12 @@ def test_fuzzed_files_raise_only_checkpoint_errors_at_length(valid: bytes, tmp_p
     fuzz(valid, tmp_path, cases=10_000, seed=1)
 
 
+def forge(header: object) -> bytes:
+    """The start of a checkpoint whose header is `header`, with a matching header checksum."""
+    packed = msgpack.packb(header)
+    return ckptfile.MAGIC + packed + msgpack.packb(ckptfile.checksum(memoryview(packed)))
+
+
 def header_with(entry: dict, version: int = 2) -> dict:
     return {"format": "nnkit.checkpoint", "format_version": version, "nnkit_version": "x", "created": "x",
             "spec": {}, "plugins": {}, "arrays": {"a": {"offset": 64, "length": 8, **entry}}}
@@ -102,7 +119,7 @@ XXH3 = {"xxh3": "0" * 16}
 ])
 def test_headers_that_lie_are_refused(tmp_path: Path, header, message: str) -> None:
     path = tmp_path / "lie.nnk"
-    path.write_bytes(ckptfile.MAGIC + msgpack.packb(header) + b"\xc0" * 200)
+    path.write_bytes(forge(header) + b"\xc0" * 200)
     with pytest.raises(nnkit.CheckpointError, match=message):
         nnkit.load(path)
 
@@ -128,10 +145,10 @@ def test_overlapping_payloads_are_refused(valid: bytes, tmp_path: Path) -> None:
     raw = path.read_bytes()
     unpacker = msgpack.Unpacker(raw=False)
     unpacker.feed(raw[len(ckptfile.MAGIC):])
-    data = unpacker.unpack()
+    data, _ = unpacker.unpack(), unpacker.unpack()  # the header and its checksum
     first, second = list(data["arrays"])[:2]
     data["arrays"][second]["offset"] = data["arrays"][first]["offset"]  # point into the first payload
-    path.write_bytes(ckptfile.MAGIC + msgpack.packb(data) + raw[len(ckptfile.MAGIC) + unpacker.tell():])
+    path.write_bytes(forge(data) + raw[len(ckptfile.MAGIC) + unpacker.tell():])
     with pytest.raises(nnkit.CheckpointError, match="breaks the layout|truncated|trailing"):
         nnkit.load(path)
 
@@ -242,3 +259,15 @@ def test_read_failures_are_checkpoint_errors(tmp_path: Path, monkeypatch, preadv
         monkeypatch.setattr(ckptfile.os, "preadv", preadv)
         with pytest.raises(nnkit.CheckpointError, match=message):
             opened.copy_into("a", np.empty(10))
+
+
+@pytest.mark.parametrize(("sizes", "count", "expected"), [
+    ([4, 4, 4, 4, 4, 4], 2, ["abc", "def"]),
+    ([100, 1, 1, 1, 1, 1], 2, ["a", "bcdef"]),
+    ([1, 1, 1, 100], 2, ["abc", "d"]),
+    ([4, 1, 4, 1, 4, 1, 4, 1], 2, ["abcd", "efgh"]),
+    ([5], 2, ["a"]),
+])
+def test_reads_are_cut_into_contiguous_runs_of_about_equal_bytes(sizes, count, expected) -> None:
+    names = list("abcdefgh"[:len(sizes)])
+    assert ["".join(run) for run in ckptfile._runs(names, sizes, count)] == expected
