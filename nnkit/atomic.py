@@ -1,13 +1,15 @@
 """Writing a file so that a crash at any moment leaves either the old file or the new
 one, whole: a temp file beside the target, fsync, rename over the target, fsync the
-folder. A failed write removes the temp file; a killed process can leave one behind
-(`.<name>.<random>.tmp`), never a damaged target."""
+folder. A failed write removes the temp file. A killed process can leave one behind,
+`.<name>.<host>-<pid>.<random>.tmp`, never a damaged target; the next save to the same
+target removes those whose writer, a process on this host, no longer runs."""
 
 from __future__ import annotations
 
 import errno
 import os
 import secrets
+import socket
 import threading
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -38,6 +40,7 @@ def replacing(path: Path) -> Iterator[tuple[BinaryIO, Writeback]]:
             os.replace(tmp, path)
         finally:
             release_later(old)
+        remove_stale_temps(path, folder)
     except BaseException:
         try:
             os.unlink(tmp)
@@ -55,7 +58,7 @@ def create_temp(path: Path, folder: Path) -> tuple[int, str]:
     mkstemp's 0o600 would make every saved file private to its owner."""
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
     for _ in range(100):
-        tmp = str(folder / f".{path.name}.{secrets.token_hex(6)}.tmp")
+        tmp = str(folder / f".{path.name}.{_owner()}.{secrets.token_hex(4)}.tmp")
         try:
             fd = os.open(tmp, flags, 0o666)
         except FileExistsError:
@@ -66,6 +69,40 @@ def create_temp(path: Path, folder: Path) -> tuple[int, str]:
             pass
         return fd, tmp
     raise FileExistsError(errno.EEXIST, "no free temp file name", str(folder))
+
+
+def remove_stale_temps(path: Path, folder: Path) -> None:
+    """Remove temp files of earlier saves to `path` left by writers that were killed: ones
+    named for a process of this host that no longer runs (POSIX; elsewhere nothing)."""
+    if os.name != "posix":
+        return
+    prefix, host = f".{path.name}.", socket.gethostname()
+    try:
+        entries = [e for e in os.scandir(folder) if e.name.startswith(prefix) and e.name.endswith(".tmp")]
+    except OSError:
+        return
+    for entry in entries:
+        owner = entry.name[len(prefix):-len(".tmp")].rpartition(".")[0]
+        writer_host, _, pid = owner.rpartition("-")
+        if writer_host == host and pid.isdigit() and not _running(int(pid)):
+            try:
+                os.unlink(entry.path)
+            except OSError:
+                pass
+
+
+def _owner() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)  # signal 0: only asks whether the process exists (POSIX)
+    except ProcessLookupError:
+        return False
+    except OSError:  # e.g. another user's process
+        return True
+    return True
 
 
 def hold(path: Path) -> int | None:

@@ -180,6 +180,26 @@ def test_a_kill_during_save_leaves_the_previous_checkpoint(tmp_path: Path) -> No
         value = net.params["fc1.W"].flat[0]
         assert value >= (last[-1] if last else done)
         assert all(np.all(p == value) for p in net.params.values())
+    nnkit.save(target, net)  # and a later save clears what the killed ones left
+    assert [p.name for p in tmp_path.iterdir()] == ["c.nnk"]
+
+
+@pytest.mark.skipif(os.name != "posix", reason="finds writers by POSIX process id")
+def test_the_next_save_removes_temps_of_killed_writers_only(tmp_path: Path) -> None:
+    import socket
+
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True, check=True)
+    host = socket.gethostname()
+    stale = tmp_path / f".c.nnk.{host}-{gone.stdout.strip()}.0a1b2c3d.tmp"
+    keep = [tmp_path / f".c.nnk.{host}-{os.getpid()}.0a1b2c3d.tmp",  # a writer still running
+            tmp_path / f".c.nnk.another-host-{gone.stdout.strip()}.0a1b2c3d.tmp",  # not ours to judge
+            tmp_path / f".other.nnk.{host}-{gone.stdout.strip()}.0a1b2c3d.tmp"]  # another target's
+    for temp in [stale, *keep]:
+        temp.write_bytes(b"partial")
+    ckptfile.write(tmp_path / "c.nnk", MINIMAL, {"a": np.zeros(3)})
+    assert not stale.exists()
+    assert all(temp.exists() for temp in keep)
 
 
 def test_a_full_disk_keeps_the_old_file_and_leaves_no_temp(valid: bytes, tmp_path: Path,
