@@ -15,7 +15,7 @@ from nnkit.ckptheader import ArrayEntry
 def raw_bytes(data: np.ndarray | memoryview) -> memoryview:
     """The bytes of a C-contiguous array (empty ones included) or of a buffer."""
     if isinstance(data, np.ndarray):
-        return memoryview(data.reshape(-1).view(np.uint8))
+        return memoryview(data.reshape(-1).view(np.uint8))  # type: ignore[arg-type]  # ndarray is a buffer
     return data if data.format == "B" else data.cast("B")
 
 

@@ -21,7 +21,7 @@ import math
 import mmap
 import os
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -261,12 +261,14 @@ class Reading:
     each thread reads its part of the file front to back.
     """
 
-    def __init__(self, names: list[str], sizes: list[int], read_one: Any, workers: int) -> None:
+    def __init__(self, names: list[str], sizes: list[int], read_one: Callable[[str], np.ndarray],
+                 workers: int) -> None:
         self._names, self._read_one = names, read_one
         self._done: dict[str, np.ndarray] = {}
         self._stop = threading.Event()
         self._pool = ThreadPoolExecutor(max_workers=workers) if workers else None
-        self._futures = [self._pool.submit(self._run, run) for run in _runs(names, sizes, workers)] if workers else []
+        pool = self._pool
+        self._futures = [pool.submit(self._run, run) for run in _runs(names, sizes, workers)] if pool else []
 
     def _run(self, names: list[str]) -> None:
         try:
@@ -298,7 +300,8 @@ class Reading:
 
 def _runs(names: list[str], sizes: list[int], count: int) -> list[list[str]]:
     """`names` cut into at most `count` contiguous runs of about equal total size."""
-    total, runs, current, filled = sum(sizes), [[] for _ in range(count)], 0, 0
+    runs: list[list[str]] = [[] for _ in range(count)]
+    total, current, filled = sum(sizes), 0, 0
     for name, size in zip(names, sizes):
         if filled + size / 2 > total * (current + 1) / count and current < count - 1 and runs[current]:
             current += 1
