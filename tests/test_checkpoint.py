@@ -333,3 +333,42 @@ def test_resaving_a_format_1_file_writes_the_current_format(tmp_path: Path) -> N
         assert list(new.names()) == list(old.names())
         for name in old.names():
             assert np.array_equal(new.array(name), old.array(name))
+
+
+@pytest.fixture(scope="module")
+def large(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A checkpoint big enough (12 MiB) that loads read it on worker threads."""
+    assert 12 * 2**20 > ckptfile.PARALLEL_BYTES
+    spec = nnkit.validate_spec({"dtype": "float32", "inputs": {"x": {"shape": [1024]}},
+                                "nodes": [{"type": "Affine", "units": 1024} for _ in range(3)]})
+    net = nnkit.Network(spec, rng=np.random.default_rng(0))
+    path = tmp_path_factory.mktemp("large") / "large.nnk"
+    nnkit.save(path, net)
+    return path
+
+
+def test_worker_threads_report_a_damaged_array(large: Path, tmp_path: Path) -> None:
+    with ckptfile.CheckpointFile(large) as opened:
+        entry, start = opened.index["grads/affine2.W"], opened.data_start
+    data = bytearray(large.read_bytes())
+    data[start + entry.offset + entry.length // 2] ^= 0x20
+    damaged = tmp_path / "damaged.nnk"
+    damaged.write_bytes(bytes(data))
+    for mmap in (False, True):
+        with pytest.raises(nnkit.CheckpointError, match="'grads/affine2.W': checksum mismatch"):
+            nnkit.load(damaged, mmap=mmap)
+    assert nnkit.load(large).params["affine2.W"].shape == (1024, 1024)
+
+
+def test_reads_in_flight_stop_when_the_network_cannot_be_built(large: Path, tmp_path: Path) -> None:
+    import threading
+
+    with ckptfile.CheckpointFile(large) as opened:
+        header = opened.header.model_dump(exclude={"arrays"})
+        arrays = {name: np.array(opened.array(name)) for name in opened.names()}
+    header["spec"]["nodes"][1]["type"] = "WarpAffine"
+    path = tmp_path / "warp.nnk"
+    ckptfile.write(path, header, arrays)
+    with pytest.raises(nnkit.CheckpointError, match="'WarpAffine', which no installed plugin provides"):
+        nnkit.load(path)
+    assert not [t for t in threading.enumerate() if t.name.startswith("ThreadPoolExecutor")]  # no reader left
