@@ -200,8 +200,9 @@ class Checkpoint:
         arrays. Either way the bytes are read (and checksummed) on worker threads while
         this thread validates the spec and builds the network. grads=False: grads start as
         zeros that take no memory until written. verify=False skips the checksums (the
-        layout is checked all the same).
+        layout is checked all the same). A file saved without grads gives zero grads.
         """
+        grads = grads and bool(self.file.names("grads/"))
         sections = ("params", "grads") if grads else ("params",)
         names = [name for section in sections for name in self.file.names(section + "/")]
         into = None if mmap else {n: empty_small_pages(tuple(self.file.index[n].shape), self.file.index[n].dtype)

@@ -160,6 +160,16 @@ def test_params_only_load_reads_no_grad_bytes(trained, tmp_path: Path) -> None:
     assert not any(np.any(g) for g in net.grads.values())
 
 
+def test_a_checkpoint_saved_without_grads_loads_with_zero_grads(trained, tmp_path: Path) -> None:
+    runner, _ = trained
+    nnkit.save(tmp_path / "params.nnk", runner.network, grads=False)
+    with ckptfile.CheckpointFile(tmp_path / "params.nnk") as opened:
+        assert not opened.names("grads/")
+    net = nnkit.load(tmp_path / "params.nnk")
+    assert np.array_equal(net.params["fc1.W"], runner.network.params["fc1.W"])
+    assert not any(np.any(g) for g in net.grads.values())
+
+
 def test_a_params_only_load_trains_on(trained) -> None:
     runner, path = trained
     for mmap in (False, True):
