@@ -73,7 +73,7 @@ def _predict(args: argparse.Namespace) -> int:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    runner = Runner.from_checkpoint(args.checkpoint)
+    runner = Runner.from_checkpoint(args.checkpoint, grads=False)
     if args.data:
         data = FileDataset(FileDataset.Config(path=args.data)).load(np.random.default_rng(0))
         results = {"data": runner.evaluate(data.x, data.t, confusion=True)}
@@ -138,7 +138,7 @@ def _inspect(args: argparse.Namespace) -> int:
 
 
 def _plot(args: argparse.Namespace) -> int:
-    runner = Runner.from_checkpoint(args.checkpoint)
+    runner = Runner.from_checkpoint(args.checkpoint, grads=False)
     title = runner.spec.name or Path(args.checkpoint).stem
     if args.boundary:
         plot_boundary(runner.network, runner.data.x, runner.data.t, args.out, title=title)

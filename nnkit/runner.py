@@ -84,14 +84,16 @@ class Runner:
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, *, epochs: int | None = None, spec: SpecBase | None = None,
-                        registry: Registry | None = None, checkpoint_dir: str | Path | None = None) -> Runner:
+                        registry: Registry | None = None, checkpoint_dir: str | Path | None = None,
+                        grads: bool = True) -> Runner:
         """A runner that continues exactly where the checkpoint at `path` stopped.
 
         `spec` (e.g. the model file again, with more epochs) replaces the stored training
-        recipe; its network part must equal the stored one.
+        recipe; its network part must equal the stored one. grads=False skips reading the
+        stored grads (they start at zero), for a runner that only evaluates or predicts.
         """
         with Checkpoint(path, registry) as checkpoint:
-            network = checkpoint.network()
+            network = checkpoint.network(grads=grads)
             if spec is not None:
                 _check_same_network(network.spec, spec, checkpoint.path)
                 network.spec = spec.model_copy(update={"inputs": network.spec.inputs})

@@ -53,6 +53,24 @@ def test_evaluate_json(checkpoint: Path, capsys) -> None:
     assert set(result) >= {"loss", "accuracy"} and 0 <= result["accuracy"] <= 1
 
 
+def test_predict_and_evaluate_do_not_need_the_grads(checkpoint: Path, tmp_path: Path, capsys) -> None:
+    from nnkit import ckptfile
+
+    with ckptfile.CheckpointFile(checkpoint) as opened:
+        entry, start = opened.index["grads/fc1.W"], opened.data_start
+    data = bytearray(checkpoint.read_bytes())
+    data[start + entry.offset] ^= 0x40  # a damaged grad: training cannot resume from it
+    damaged = tmp_path / "damaged.nnk"
+    damaged.write_bytes(bytes(data))
+    np.save(tmp_path / "x.npy", np.zeros((2, 2)))
+    assert main(["evaluate", str(damaged), "--json"]) == 0
+    assert main(["predict", str(damaged), "--input", str(tmp_path / "x.npy"), "--classes"]) == 0
+    capsys.readouterr()
+    resume = ["train", str(EXAMPLES / "spiral.toml"), "--resume", str(damaged), "--out", str(tmp_path / "r.nnk")]
+    assert main(resume) == 1
+    assert "'grads/fc1.W': checksum mismatch" in capsys.readouterr().err
+
+
 def test_plugins_lists_the_built_ins(capsys) -> None:
     assert main(["plugins"]) == 0
     out = capsys.readouterr().out
