@@ -53,7 +53,8 @@ def empty_small_pages(shape: tuple[int, ...], dtype: np.dtype | str) -> np.ndarr
     A checkpoint load writes every byte of its arrays right away; on Linux's default
     transparent-hugepage setting (defrag=madvise) the hint makes those first writes stop
     for memory compaction, which made copied loads 1.5-2x slower and erratic (measured).
-    The switch is numpy's own (private, so absent ones fall back to np.empty).
+    The switch is numpy's own and process-wide; it is off only for this one allocation
+    (private API: where it is missing, plain np.empty).
     """
     try:
         from numpy._core import multiarray

@@ -117,7 +117,10 @@ def save(path: str | Path, network: Network, state: TrainingState | None = None,
 
 
 class Checkpoint:
-    """An opened checkpoint: its header, the network it rebuilds, and its training state."""
+    """An opened checkpoint: its header, the network it rebuilds, and its training state.
+
+    It holds the file open: use it in a `with` block or call `close()`.
+    """
 
     def __init__(self, path: str | Path, registry: Registry | None = None, *, writable: bool = False) -> None:
         self.file = ckptfile.CheckpointFile(path, writable=writable)

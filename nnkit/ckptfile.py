@@ -121,9 +121,10 @@ def _refuse_ext(code: int, data: bytes) -> Any:
 class CheckpointFile:
     """An opened checkpoint: its validated header, and its arrays read on demand.
 
-    Arrays are views of a memory map of the file, so reading a few of them touches only
-    their bytes. With `writable=True` the map is copy-on-write: arrays can be written
-    (the file never changes) and a page is copied only when first written.
+    It holds the file open until `close()` (or the end of a `with` block). Arrays are
+    views of a memory map of the file, so reading a few of them touches only their
+    bytes. With `writable=True` the map is copy-on-write: arrays can be written (the
+    file never changes) and a page is copied only when first written.
     """
 
     def __init__(self, path: str | Path, *, writable: bool = False) -> None:
