@@ -191,8 +191,7 @@ class CheckpointFile:
         start = self.data_start + entry.offset
         marker = bytearray(_PREFIX)
         self._read_exactly(memoryview(marker), start - _PREFIX)
-        if marker != b"\xc6" + entry.length.to_bytes(4, "big"):
-            raise CheckpointError(f"{self.path}: array {name!r}: payload marker is damaged")
+        self._check_marker(name, marker)
         dest = raw_bytes(target)
         running = RunningChecksum(entry) if verify else None
         for lo in range(0, entry.length, CHUNK):
@@ -240,9 +239,13 @@ class CheckpointFile:
     def _payload(self, name: str) -> memoryview:
         entry = self.index[name]
         start = self.data_start + entry.offset
-        if self._map[start - _PREFIX:start] != b"\xc6" + entry.length.to_bytes(4, "big"):
-            raise CheckpointError(f"{self.path}: array {name!r}: payload marker is damaged")
+        self._check_marker(name, self._map[start - _PREFIX:start])
         return memoryview(self._map)[start:start + entry.length]
+
+    def _check_marker(self, name: str, marker: bytes | bytearray) -> None:
+        """The 5 bytes before a payload: msgpack's bin32 code and the payload's length."""
+        if marker != b"\xc6" + self.index[name].length.to_bytes(4, "big"):
+            raise CheckpointError(f"{self.path}: array {name!r}: payload marker is damaged")
 
     def _check(self, name: str, entry: ArrayEntry, view: memoryview) -> None:
         running = RunningChecksum(entry)
