@@ -39,7 +39,7 @@ def network_of(mib: int) -> nnkit.Network:
         "dtype": "float32", "inputs": {"x": {"shape": [1024]}},
         "nodes": [{"type": "Affine", "units": 1024} for _ in range(layers)],
     })
-    net = nnkit.Network(spec, rng=np.random.default_rng(0))
+    net = nnkit.Network.from_spec(spec, nnkit.get_registry(), rng=np.random.default_rng(0))
     for grad in net.grads.values():
         grad[...] = 0.5
     return net

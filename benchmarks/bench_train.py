@@ -47,7 +47,7 @@ def nnkit_trainer(d: int, h: int, c: int, b: int, dtype: str, x: np.ndarray, t: 
         "loss": {"type": "SoftmaxWithLoss"}, "optimizer": {"type": "SGD", "lr": LR},
         "metrics": [], "train": {"batch_size": b, "seed": 0},
     })
-    runner = nnkit.Runner(spec)
+    runner = nnkit.Runner.from_spec(spec)
 
     def train(epochs: int) -> None:
         runner.fit(x, t, epochs=runner.epoch + epochs)
@@ -127,7 +127,7 @@ def bench_predict(rows: int, rounds: int, batch: int = 4096) -> tuple[float, flo
         "nodes": [{"type": "Affine", "units": h}, {"type": "Sigmoid"}, {"type": "Affine", "units": c}],
         "loss": {"type": "SoftmaxWithLoss"},
     })
-    net = nnkit.Network(spec, rng=np.random.default_rng(0))
+    net = nnkit.Network.from_spec(spec, nnkit.get_registry(), rng=np.random.default_rng(0))
     W1, b1, W2, b2 = net.params.values()
     block = np.random.default_rng(0).standard_normal((8192, d)).astype(np.float32)
     x = np.empty((rows, d), dtype=np.float32)  # 3 GB for a million rows: tiled, not drawn

@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 
 import nnkit
-from nnkit.corpus import Corpus, nearest
+from nnkit.data.corpus import Corpus, nearest
 
 
 def main(argv: list[str]) -> int:

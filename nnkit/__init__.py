@@ -1,27 +1,88 @@
 """nnkit: a NumPy neural-network toolkit with declarative model files, layer plugins and
 msgpack checkpoints. This module is the public API; everything else may change.
+
+Names are imported on first use (PEP 562), so that `import nnkit` and `nnkit --help` cost
+little more than importing numpy and pydantic.
 """
 
-from nnkit.callbacks import Callback
-from nnkit.checkpoint import Checkpoint, LoadReport, TrainingState, inspect, load, load_into, save, verify
-from nnkit.config import Config
-from nnkit.datasets import Data, Dataset
-from nnkit.errors import CheckpointError, DataError, ModelFileError, NnkitError, PluginError, TrainingError
-from nnkit.graph import Network
-from nnkit.hookspecs import hookimpl
-from nnkit.layer import Layer, LayerConfig, LossLayer
-from nnkit.metrics import Metric
-from nnkit.modelfile import read_model_file, validate_spec
-from nnkit.optimizers import Optimizer, OptimizerConfig
-from nnkit.plugins import get_registry, load_registry
-from nnkit.registry import PluginInfo, Registry
-from nnkit.runner import Runner
-from nnkit.version import __version__
+from __future__ import annotations
 
-__all__ = [
-    "Callback", "Checkpoint", "CheckpointError", "Config", "Data", "DataError", "Dataset", "Layer",
-    "LayerConfig", "LoadReport", "LossLayer", "Metric", "ModelFileError", "Network",
-    "NnkitError", "Optimizer", "OptimizerConfig", "PluginError", "PluginInfo", "Registry",
-    "Runner", "TrainingError", "TrainingState", "get_registry", "hookimpl", "inspect", "load", "load_into",
-    "load_registry", "read_model_file", "save", "validate_spec", "verify", "__version__",
-]
+import importlib
+from typing import TYPE_CHECKING, Any
+
+#: Public name → the module that defines it.
+_EXPORTS = {
+    "Callback": "nnkit.training.callbacks",
+    "Checkpoint": "nnkit.checkpoint",
+    "CheckpointError": "nnkit.errors",
+    "Config": "nnkit.config",
+    "Data": "nnkit.data",
+    "DataError": "nnkit.errors",
+    "Dataset": "nnkit.data",
+    "Layer": "nnkit.layer",
+    "LayerConfig": "nnkit.layer",
+    "LoadReport": "nnkit.checkpoint",
+    "LossLayer": "nnkit.layer",
+    "Metric": "nnkit.metrics",
+    "ModelFileError": "nnkit.errors",
+    "Network": "nnkit.network",
+    "NetworkPlan": "nnkit.network",
+    "NnkitError": "nnkit.errors",
+    "Optimizer": "nnkit.optim.optimizers",
+    "OptimizerConfig": "nnkit.optim.optimizers",
+    "ParamRef": "nnkit.names",
+    "PluginError": "nnkit.errors",
+    "PluginInfo": "nnkit.registry",
+    "Registry": "nnkit.registry",
+    "Runner": "nnkit.training.runner",
+    "Spec": "nnkit.spec",
+    "TrainingError": "nnkit.errors",
+    "TrainingState": "nnkit.training.state",
+    "get_registry": "nnkit.plugins",
+    "hookimpl": "nnkit.hookspecs",
+    "inspect": "nnkit.checkpoint",
+    "load": "nnkit.api",
+    "load_into": "nnkit.api",
+    "load_registry": "nnkit.plugins",
+    "read_model_file": "nnkit.api",
+    "save": "nnkit.api",
+    "validate_spec": "nnkit.api",
+    "verify": "nnkit.checkpoint",
+    "__version__": "nnkit.version",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'nnkit' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # the next access is a plain attribute
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_EXPORTS})
+
+
+if TYPE_CHECKING:  # what type checkers and editors see
+    from nnkit.api import load, load_into, read_model_file, save, validate_spec
+    from nnkit.checkpoint import Checkpoint, LoadReport, inspect, verify
+    from nnkit.config import Config
+    from nnkit.data import Data, Dataset
+    from nnkit.errors import CheckpointError, DataError, ModelFileError, NnkitError, PluginError, TrainingError
+    from nnkit.hookspecs import hookimpl
+    from nnkit.layer import Layer, LayerConfig, LossLayer
+    from nnkit.metrics import Metric
+    from nnkit.names import ParamRef
+    from nnkit.network import Network, NetworkPlan
+    from nnkit.optim.optimizers import Optimizer, OptimizerConfig
+    from nnkit.plugins import get_registry, load_registry
+    from nnkit.registry import PluginInfo, Registry
+    from nnkit.spec import Spec
+    from nnkit.training.callbacks import Callback
+    from nnkit.training.runner import Runner
+    from nnkit.training.state import TrainingState
+    from nnkit.version import __version__

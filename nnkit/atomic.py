@@ -1,5 +1,5 @@
-"""Writing a file so that a crash at any moment leaves either the old file or the new
-one, whole: a temp file beside the target, fsync, rename over the target, fsync the
+"""Every file nnkit writes (checkpoints, model files, schemas, pictures) is written so that
+a crash at any moment leaves either the old file or the new one, whole: a temp file beside the target, fsync, rename over the target, fsync the
 folder. A failed write removes the temp file. A killed process can leave one behind,
 `.<name>.<host>-<pid>.<random>.tmp`, never a damaged target; the next save to the same
 target removes those whose writer, a process on this host, no longer runs."""
@@ -50,6 +50,20 @@ def replacing(path: Path) -> Iterator[tuple[BinaryIO, Writeback]]:
     finally:
         flusher.shutdown(wait=True)
     fsync_folder(folder)
+
+
+def write_bytes(path: str | Path, data: bytes) -> None:
+    """Replace the file at `path` with `data`, atomically (see `replacing`)."""
+    with replacing(Path(path)) as (f, _):
+        f.write(data)
+
+
+def write_output(path: str | Path, data: bytes, error: type[Exception]) -> None:
+    """`write_bytes`, with an OS error turned into one `error` naming the path."""
+    try:
+        write_bytes(path, data)
+    except OSError as exc:
+        raise error(f"{path}: cannot write: {exc.strerror or exc}") from None
 
 
 def create_temp(path: Path, folder: Path) -> tuple[int, str]:

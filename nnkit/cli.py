@@ -1,6 +1,8 @@
 """The `nnkit` command: a thin layer over `nnkit.Runner` and the registry.
 
 Every NnkitError is printed as one line on stderr, with exit status 1; no tracebacks.
+Each command imports what it needs when it runs, so that `nnkit --help` and `nnkit
+--version` answer in about the time Python takes to import numpy and pydantic.
 """
 
 from __future__ import annotations
@@ -13,19 +15,7 @@ import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
-import numpy as np
-
-from nnkit.checkpoint import inspect, load, verify
-from nnkit.datasets import FileDataset
 from nnkit.errors import NnkitError
-from nnkit.inference import predict_file
-from nnkit.modelfile import migrate_file, read_model_file
-from nnkit.plot import plot_boundary, plot_history
-from nnkit.plugins import get_registry
-from nnkit.progress import format_record, reporter
-from nnkit.runner import Runner, describe_network, with_overrides
-from nnkit.schema import checkpoint_header_schema, model_schema, schema_text
-from nnkit.version import __version__
 
 
 def _writable_folder(path: str) -> None:
@@ -38,13 +28,18 @@ def _writable_folder(path: str) -> None:
 
 
 def _train(args: argparse.Namespace) -> int:
+    from nnkit.modelfile import read_model_file
+    from nnkit.plugins import get_registry
+    from nnkit.training.progress import format_record, reporter
+    from nnkit.training.runner import Runner
+
     if args.out:
         _writable_folder(args.out)
     folder = args.checkpoint_dir
     if folder is None and args.out:
         folder = str(Path(args.out).with_name(Path(args.out).stem + "-checkpoints"))
     if args.resume:
-        spec = with_overrides(read_model_file(args.model), seed=args.seed) if args.model else None
+        spec = read_model_file(args.model, get_registry()).with_train(seed=args.seed) if args.model else None
         runner = Runner.from_checkpoint(args.resume, epochs=args.epochs, spec=spec, checkpoint_dir=folder)
     else:
         runner = Runner.from_file(args.model, epochs=args.epochs, seed=args.seed, checkpoint_dir=folder)
@@ -66,6 +61,9 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _predict(args: argparse.Namespace) -> int:
+    from nnkit.api import load
+    from nnkit.inference import predict_file
+
     network = load(args.checkpoint, grads=False)
     predict_file(network, args.input, args.output, batch_size=args.batch_size, classes=args.classes,
                  fmt=args.format)
@@ -73,6 +71,12 @@ def _predict(args: argparse.Namespace) -> int:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from nnkit.data.builtin import FileDataset
+    from nnkit.training.progress import format_record
+    from nnkit.training.runner import Runner
+
     runner = Runner.from_checkpoint(args.checkpoint, grads=False)
     if args.data:
         data = FileDataset(FileDataset.Config(path=args.data)).load(np.random.default_rng(0))
@@ -101,20 +105,34 @@ def _confusion_table(counts: list[list[int]]) -> str:
 
 
 def _validate(args: argparse.Namespace) -> int:
-    spec = read_model_file(args.model)
-    summary = describe_network(spec, source=args.model)
-    print(f"{args.model}: ok: {summary}")
+    from nnkit.data.recipe import RecipeData, inputs_like
+    from nnkit.modelfile import read_model_file
+    from nnkit.network import NetworkPlan
+    from nnkit.plugins import get_registry
+    from nnkit.training.rng import streams
+
+    registry = get_registry()
+    spec = read_model_file(args.model, registry)
+    if spec.inputs is None:  # shapes come from the data: make it, as training would
+        spec = spec.replace(inputs=inputs_like(RecipeData(spec, registry, args.model, streams(spec.train.seed)).all))
+    print(f"{args.model}: ok: {NetworkPlan(spec, registry, source=args.model).describe()}")
     return 0
 
 
 def _migrate(args: argparse.Namespace) -> int:
-    old, new = migrate_file(args.model, args.out)
+    from nnkit.modelfile import migrate_file
+    from nnkit.plugins import get_registry
+
+    old, new = migrate_file(args.model, get_registry(), args.out)
     target = args.out or args.model
     print(f"{target}: format_version {new}" + (f" (was {old})" if old != new else " (already current)"))
     return 0
 
 
 def _inspect(args: argparse.Namespace) -> int:
+    from nnkit.checkpoint import inspect, verify
+    from nnkit.training.progress import format_record
+
     info = inspect(args.checkpoint)
     if args.verify:
         info["verified_arrays"] = verify(args.checkpoint)
@@ -138,6 +156,9 @@ def _inspect(args: argparse.Namespace) -> int:
 
 
 def _plot(args: argparse.Namespace) -> int:
+    from nnkit.plot import plot_boundary, plot_history
+    from nnkit.training.runner import Runner
+
     runner = Runner.from_checkpoint(args.checkpoint, grads=False)
     title = runner.spec.name or Path(args.checkpoint).stem
     if args.boundary:
@@ -149,6 +170,8 @@ def _plot(args: argparse.Namespace) -> int:
 
 
 def _plugins(args: argparse.Namespace) -> int:
+    from nnkit.plugins import get_registry
+
     plugins = [p.to_dict() for p in get_registry().plugins]
     if args.json:
         print(json.dumps(plugins, indent=2))
@@ -164,24 +187,27 @@ def _plugins(args: argparse.Namespace) -> int:
 
 
 def _schema(args: argparse.Namespace) -> int:
+    from nnkit.atomic import write_output
+    from nnkit.modelfile.schema import model_schema, schema_text
+    from nnkit.plugins import get_registry
+
     if args.kind == "checkpoint":
-        text = schema_text(checkpoint_header_schema())
+        from nnkit.checkpoint.header import header_schema
+
+        text = schema_text(header_schema())
     else:
         text = schema_text(model_schema(get_registry()))
     if args.out in (None, "-"):
         sys.stdout.write(text)
         return 0
-    try:
-        Path(args.out).write_text(text)
-    except OSError as exc:
-        raise NnkitError(f"{args.out}: cannot write: {exc.strerror or exc}") from None
+    write_output(args.out, text.encode("utf-8"), NnkitError)
     print(f"wrote {args.out}")
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="nnkit", description="Train and run declarative NumPy networks.")
-    parser.add_argument("--version", action="version", version=f"nnkit {__version__}")
+    parser.add_argument("--version", action="version", version=f"nnkit {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     train = sub.add_parser("train", help="train a model file (or resume a checkpoint)")
@@ -249,14 +275,25 @@ def _show_warning(message: Warning | str, category: type[Warning], filename: str
     print(f"nnkit: warning: {' '.join(str(message).split())}", file=sys.stderr)
 
 
+def _version() -> str:
+    from nnkit.version import __version__
+
+    return __version__
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    warnings.showwarning = _show_warning  # one line each, like errors
     if args.command == "train" and not (args.model or args.resume):
         print("nnkit: error: train needs a model file or --resume CKPT", file=sys.stderr)
         return 2
+    with warnings.catch_warnings():  # restored on return: callers of main() keep their own
+        warnings.showwarning = _show_warning  # one line each, like errors
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     try:
-        return args.run(args)
+        return int(args.run(args))
     except NnkitError as exc:
         print(f"nnkit: error: {' '.join(str(exc).split())}", file=sys.stderr)
         return 1

@@ -1,7 +1,8 @@
-"""Base of every config model that a model file can fill: layers, optimizers, datasets.
+"""The one strict pydantic base of everything nnkit validates, and of every config a model
+file can fill: layers, optimizers, datasets, metrics, callbacks.
 
-Configs are strict (a string is never coerced to a number), reject unknown fields and
-non-finite floats, and are frozen so that a validated spec cannot drift.
+Strict models never coerce a string to a number, reject unknown fields and non-finite
+floats, and are frozen so that a validated spec cannot drift.
 """
 
 from __future__ import annotations
@@ -15,10 +16,14 @@ from pydantic import BaseModel, ConfigDict
 MAX_INT = 2**31 - 1
 
 
-class Config(BaseModel):
-    """A component's settings; subclasses add a `type: Literal["Name"] = "Name"` field."""
+class Strict(BaseModel):
+    """Base of every validated structure: model files, checkpoint headers, training state."""
 
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True, allow_inf_nan=False)
+
+
+class Config(Strict):
+    """A component's settings; subclasses add a `type: Literal["Name"] = "Name"` field."""
 
     type: str
 
@@ -33,7 +38,7 @@ def type_name_of(component: Any) -> str:
         raise TypeError(f"{component!r} has no Config subclassing nnkit.Config")
     field = config.model_fields.get("type")
     args = typing.get_args(field.annotation) if field is not None else ()
-    if typing.get_origin(field.annotation) is not typing.Literal or len(args) != 1:
+    if field is None or typing.get_origin(field.annotation) is not typing.Literal or len(args) != 1:
         raise TypeError(f"{config.__qualname__}.type must be Literal['<name>'] with one name")
     if not isinstance(args[0], str):
         raise TypeError(f"{config.__qualname__}.type must be a string literal")

@@ -12,49 +12,10 @@ from typing import Any, Literal, TextIO
 
 import numpy as np
 
-from nnkit.arrays import read_array, warnings_as_errors
-from nnkit.errors import DataError, reading
-from nnkit.graph import Network
-
-
-def row_count(path: str | Path) -> int:
-    """Rows in a .npy (from its header) or .csv file (one pass over the text)."""
-    path = Path(path)
-    if path.suffix.lower() == ".npy":
-        return len(read_array(path, mmap=True))
-    with reading(path, DataError, "data file"), open(path, encoding="utf-8") as f:
-        try:
-            return sum(1 for line in f if line.strip() and not line.lstrip().startswith("#"))
-        except UnicodeDecodeError as exc:
-            raise DataError(f"{path}: not UTF-8 text: {exc}") from None
-
-
-def batches(path: str | Path, batch_size: int) -> Iterator[np.ndarray]:
-    """Row batches of a .npy or .csv file, without reading it whole."""
-    path = Path(path)
-    if path.suffix.lower() == ".npy":
-        x = read_array(path, mmap=True)
-        return (np.asarray(x[i:i + batch_size]) for i in range(0, len(x), batch_size))
-    if path.suffix.lower() != ".csv":
-        raise DataError(f"{path}: unknown input extension {path.suffix!r}; use .npy or .csv")
-    if not path.is_file():
-        raise DataError(f"{path}: no such file")
-
-    def chunks() -> Iterator[np.ndarray]:
-        with reading(path, DataError, "data file"), open(path, encoding="utf-8") as f:
-            while True:
-                try:
-                    with warnings_as_errors():
-                        chunk = np.loadtxt(f, delimiter=",", ndmin=2, dtype=np.float64, max_rows=batch_size)
-                except UserWarning:  # no rows left
-                    return
-                except ValueError as exc:
-                    raise DataError(f"{path}: cannot read array: {exc}") from None
-                if len(chunk) == 0:
-                    return
-                yield chunk
-
-    return chunks()
+from nnkit.data.files import batches, row_count
+from nnkit.errors import DataError
+from nnkit.labels import class_indices
+from nnkit.network import Network
 
 
 Format = Literal["csv", "json"]
@@ -120,7 +81,7 @@ def confusion_matrix(probabilities: np.ndarray, t: np.ndarray) -> list[list[int]
     if probabilities.ndim < 2 or probabilities.shape[-1] < 2:
         return None
     c = probabilities.shape[-1]
-    labels = t.reshape(-1, c).argmax(axis=1) if t.size == probabilities.size else t.reshape(-1)
+    labels = class_indices(t, probabilities.shape).reshape(-1)
     predicted = probabilities.reshape(-1, c).argmax(axis=1)
     keep = labels >= 0
     counts = np.zeros((c, c), dtype=np.int64)

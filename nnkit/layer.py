@@ -1,28 +1,38 @@
 """The layer contract, as in the book: `params` and `grads` are parallel lists of arrays.
 
 A layer is built from its config and the per-sample shapes of its inputs (shape
-inference: the model file says `units = 10`, never the input width). Shapes passed to
-`build` exclude the batch axis; arrays passed to `forward` have the batch axis first.
-`backward` writes into the existing grad arrays (`grad[...] = ...`) so that an
+inference: the model file says `units = 10`, never the input width). `build` *declares*
+the layer's params (name, shape, initialiser) and returns the output shape; it allocates
+nothing. Whoever owns the layer then gives it its arrays exactly once, through `attach`:
+the network draws fresh ones, or adopts arrays copied or mapped from a checkpoint, so a
+layer never needs to know how its arrays were made.
+
+Shapes passed to `build` exclude the batch axis; arrays passed to `forward` have the batch
+axis first. `backward` writes into the existing grad arrays (`grad[...] = ...`) so that an
 optimizer or a checkpoint holding them sees the new values without re-fetching.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Annotated, Any, ClassVar, Literal
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Annotated, Any, ClassVar
 
 import numpy as np
 from pydantic import Field, field_validator
 
 from nnkit.config import Config
+from nnkit.names import NAME_PATTERN, PARAM_REF_PATTERN
 
 Shape = tuple[int, ...]
 #: An initialiser: `init(rng, shape)` returns the initial values of a param.
 Init = Callable[[np.random.Generator, Shape], np.ndarray]
+#: What `backward` returns: dL/dx for one input, a tuple for several (None for an input
+#: that has no gradient, such as integer ids, or when `needs_input_grad` is False).
+InputGrads = np.ndarray | tuple[np.ndarray | None, ...] | None
 
-NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
-PARAM_REF_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*\.[A-Za-z_][A-Za-z0-9_]*$"  # "<node>.<param>"
+_ParamName = Annotated[str, Field(pattern=NAME_PATTERN, max_length=64)]
+_ParamRefText = Annotated[str, Field(pattern=PARAM_REF_PATTERN, max_length=129)]
 
 
 class LayerConfig(Config):
@@ -34,12 +44,8 @@ class LayerConfig(Config):
 
     # Params that are another node's: {W = "embed.W"} uses embed's W itself (one array,
     # grads summed); `tie` does the same with the transpose (the book's tied embedding).
-    share: dict[Annotated[str, Field(pattern=NAME_PATTERN, max_length=64)],
-                Annotated[str, Field(pattern=PARAM_REF_PATTERN, max_length=129)]] | None = Field(
-        default=None, max_length=64)
-    tie: dict[Annotated[str, Field(pattern=NAME_PATTERN, max_length=64)],
-              Annotated[str, Field(pattern=PARAM_REF_PATTERN, max_length=129)]] | None = Field(
-        default=None, max_length=64)
+    share: dict[_ParamName, _ParamRefText] | None = Field(default=None, max_length=64)
+    tie: dict[_ParamName, _ParamRefText] | None = Field(default=None, max_length=64)
 
     @field_validator("inputs")
     @classmethod
@@ -49,8 +55,36 @@ class LayerConfig(Config):
         return value
 
 
+@dataclass(frozen=True)
+class ParamDecl:
+    """A param as a layer declares it: its name within the layer, its shape, and how its
+    first values are drawn (`init(rng, shape)`; None = zeros)."""
+
+    name: str
+    shape: Shape
+    init: Init | None = None
+
+    def fresh(self, rng: np.random.Generator, dtype: np.dtype) -> np.ndarray:
+        """New values for this param in `dtype`, drawn from `rng`."""
+        if self.init is None:
+            return np.zeros(self.shape, dtype=dtype)
+        value = np.ascontiguousarray(self.init(rng, self.shape), dtype=dtype)
+        if value.shape != self.shape:
+            raise ValueError(f"param {self.name!r}: init gave shape {value.shape}, not {self.shape}")
+        return value
+
+
 class Layer:
-    """Base of every layer. Subclasses set `Config` and implement `build`, `forward`, `backward`."""
+    """Base of every layer. Subclasses set `Config` and implement `build`, `forward` and
+    `backward` with the signatures their layer needs:
+
+        build(self, *input_shapes: Shape) -> Shape
+        forward(self, *xs: np.ndarray, train: bool = False) -> np.ndarray
+        backward(self, dy: np.ndarray) -> InputGrads
+
+    (The base declares them with `*args, **kwargs` so that a layer of one input may write
+    `build(self, in_shape)`; the contract above is what nnkit calls.)
+    """
 
     Config: ClassVar[type[LayerConfig]] = LayerConfig
     #: How many inputs `forward` takes: a number, or (least, most) with most None for
@@ -65,25 +99,26 @@ class Layer:
     #: False when nothing needs dL/dx (the inputs are the network's data): `backward` may
     #: then skip computing it and return None. The network sets it; checks leave it True.
     needs_input_grad: bool = True
+    #: The generator the layer draws randomness from (dropout masks); set by `attach`.
+    rng: np.random.Generator
 
-    def __init__(
-        self,
-        config: LayerConfig,
-        input_shapes: list[Shape],
-        *,
-        rng: np.random.Generator,
-        dtype: np.dtype | str = "float64",
-        skip_init: bool | Literal["views"] = False,
-    ) -> None:
+    def __init__(self, config: LayerConfig, input_shapes: Sequence[Shape], *, dtype: np.dtype | str = "float64",
+                 rng: np.random.Generator | None = None) -> None:
+        """Build the layer: declare its params and infer its output shape.
+
+        With `rng` the layer also gets fresh arrays at once (a layer used on its own, as in
+        tests); without it, its owner (the network) calls `attach` before the first forward.
+        """
         self.config = config
-        self.skip_init = skip_init
-        self.rng = rng
         self.dtype = np.dtype(dtype)
+        self.declared: list[ParamDecl] = []
         self.params: list[np.ndarray] = []
         self.grads: list[np.ndarray] = []
-        self.param_names: list[str] = []
-        self.input_shapes = [tuple(s) for s in input_shapes]
+        self.input_shapes: list[Shape] = [tuple(s) for s in input_shapes]
         self.output_shape: Shape = tuple(self.build(*self.input_shapes))
+        if rng is not None:
+            self.attach([d.fresh(rng, self.dtype) for d in self.declared],
+                        [np.zeros(d.shape, dtype=self.dtype) for d in self.declared], rng)
 
     @classmethod
     def accepts(cls, count: int) -> bool:
@@ -93,47 +128,47 @@ class Layer:
         least, most = cls.num_inputs
         return count >= least and (most is None or count <= most)
 
-    def add_param(self, name: str, shape: Shape, init: Init | None = None) -> np.ndarray:
-        """Add a param of `shape` in the layer's dtype, and its zeroed grad; returns the param.
+    @property
+    def param_names(self) -> list[str]:
+        """The declared params' names, parallel to `params` and `grads`."""
+        return [d.name for d in self.declared]
 
-        `init(rng, shape)` draws the initial values (None = zeros). It is not called when
-        the network is built only to be filled from a checkpoint (`skip_init`: True
-        allocates uninitialised arrays, "views" read-only stand-ins to be replaced).
+    def add_param(self, name: str, shape: Shape, init: Init | None = None) -> None:
+        """Declare a param of `shape` (in the layer's dtype) and its grad; call from `build`.
+
+        `init(rng, shape)` draws the initial values (None = zeros). Nothing is allocated
+        here: the arrays arrive through `attach`, in the order of declaration.
         """
-        shape = tuple(shape)
-        if self.skip_init == "views":  # stand-ins, replaced by arrays mapped from a file
-            placeholder = np.broadcast_to(np.zeros((), dtype=self.dtype), shape)
-            self.params.append(placeholder)
-            self.grads.append(placeholder)
-            self.param_names.append(name)
-            return placeholder
-        if init is None:
-            param = np.zeros(shape, dtype=self.dtype)
-        elif self.skip_init:
-            param = np.empty(shape, dtype=self.dtype)
-        else:
-            param = np.ascontiguousarray(init(self.rng, shape), dtype=self.dtype)
-            if param.shape != shape:
-                raise ValueError(f"param {name!r}: init gave shape {param.shape}, not {shape}")
-        self.params.append(param)
-        self.grads.append(np.zeros(shape, dtype=self.dtype))  # not zeros_like: calloc'd pages cost nothing until used
-        self.param_names.append(name)
-        return param
+        self.declared.append(ParamDecl(name, tuple(int(s) for s in shape), init))
 
-    def build(self, *input_shapes: Shape) -> Shape:
-        """Create params from the per-sample input shapes; return the per-sample output shape."""
+    def attach(self, params: Sequence[np.ndarray], grads: Sequence[np.ndarray], rng: np.random.Generator) -> None:
+        """Give the layer its arrays, once: one param and one grad per declaration, of the
+        declared shape, and the generator it draws randomness from (dropout masks)."""
+        if self.params:
+            raise RuntimeError(f"{type(self).__name__}: arrays are attached once")
+        if len(params) != len(self.declared) or len(grads) != len(self.declared):
+            raise ValueError(f"{type(self).__name__}: {len(self.declared)} params declared, "
+                             f"{len(params)} params and {len(grads)} grads given")
+        for decl, param, grad in zip(self.declared, params, grads):
+            if param.shape != decl.shape or grad.shape != decl.shape:
+                raise ValueError(f"param {decl.name!r}: arrays {param.shape} / {grad.shape} given for {decl.shape}")
+        self.params, self.grads, self.rng = list(params), list(grads), rng
+
+    def build(self, *args: Any, **kwargs: Any) -> Shape:
+        """Declare params from the per-sample input shapes; return the per-sample output shape."""
         raise NotImplementedError
 
-    def forward(self, *xs: np.ndarray, train: bool = False) -> np.ndarray:
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        """(N, ...) inputs → (N, *output_shape); `train` is True during `fit`."""
         raise NotImplementedError
 
-    def backward(self, dy: np.ndarray) -> np.ndarray | tuple[np.ndarray, ...]:
-        """Given dL/dy, write dL/dparam into `grads` and return dL/dx (a tuple for several inputs)."""
+    def backward(self, *args: Any, **kwargs: Any) -> Any:
+        """Given dL/dy, write dL/dparam into `grads` and return dL/dx (`InputGrads`)."""
         raise NotImplementedError
 
     @classmethod
     def example_inputs(
-        cls, config: LayerConfig, input_shapes: list[Shape], batch: int,
+        cls, config: Any, input_shapes: list[Shape], batch: int,
         rng: np.random.Generator, dtype: np.dtype,
     ) -> list[np.ndarray]:
         """Valid inputs for contract tests; layers with integer or constrained inputs override."""
@@ -141,15 +176,13 @@ class Layer:
 
 
 class LossLayer(Layer):
-    """A layer that turns scores and targets into a scalar loss."""
+    """A layer that turns scores and targets into a scalar loss:
+
+        forward(self, x: np.ndarray, t: np.ndarray, train: bool = False) -> float
+        backward(self, dout: float = 1.0) -> np.ndarray
+    """
 
     is_loss = True
-
-    def forward(self, x: np.ndarray, t: np.ndarray, train: bool = False) -> float:  # type: ignore[override]
-        raise NotImplementedError
-
-    def backward(self, dout: float = 1.0) -> np.ndarray:  # type: ignore[override]
-        raise NotImplementedError
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         """Scores → the model's output for users (probabilities for classifiers)."""
@@ -161,8 +194,6 @@ class LossLayer(Layer):
         return None
 
     @classmethod
-    def example_targets(
-        cls, config: LayerConfig, input_shape: Shape, batch: int, rng: np.random.Generator,
-    ) -> np.ndarray:
+    def example_targets(cls, config: Any, input_shape: Shape, batch: int, rng: np.random.Generator) -> np.ndarray:
         """Valid targets for contract tests."""
         raise NotImplementedError

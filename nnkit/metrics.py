@@ -1,6 +1,6 @@
 """Metrics: registered classes that score a network's outputs for users against targets.
 
-A model file lists them in `train.metrics` (default: accuracy); the runner reports each
+A model file lists them in its top-level `metrics` (default: accuracy); the runner reports each
 per epoch (mean over the epoch's batches) and from `evaluate` (over all samples).
 Plugins add metrics through the `register_metrics` hook.
 """
@@ -14,6 +14,7 @@ from pydantic import Field
 
 from nnkit.config import Config
 from nnkit.hookspecs import Register, hookimpl
+from nnkit.labels import class_indices
 
 
 def accuracy(probabilities: np.ndarray, t: np.ndarray) -> float:
@@ -26,9 +27,8 @@ def accuracy(probabilities: np.ndarray, t: np.ndarray) -> float:
     if probabilities.size == 0:
         return float("nan")
     multiclass = probabilities.ndim >= 2 and probabilities.shape[-1] >= 2
-    if multiclass and t.size == probabilities.size:  # one-hot targets
-        t = t.reshape(probabilities.shape).argmax(axis=-1)
     if multiclass:
+        t = class_indices(t, probabilities.shape)
         predicted, labels = probabilities.argmax(axis=-1).reshape(-1), t.reshape(-1)
         scored = labels >= 0
         if not scored.all():
@@ -87,7 +87,7 @@ class TopKAccuracy(Metric):
     def __call__(self, probabilities: np.ndarray, t: np.ndarray) -> float:
         c = probabilities.shape[-1]
         scores = probabilities.reshape(-1, c)
-        labels = t.reshape(-1, c).argmax(axis=1) if t.size == probabilities.size else t.reshape(-1)
+        labels = class_indices(t, probabilities.shape).reshape(-1)
         scored = labels >= 0
         k = min(self.config.k, c)
         top = np.argpartition(-scores[scored], k - 1, axis=1)[:, :k]

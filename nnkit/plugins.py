@@ -4,39 +4,42 @@ Each plugin is imported and each of its hooks is called on its own, inside its o
 try/except: a broken plugin is recorded (and warned about) and every other plugin keeps
 working. `NNKIT_DISABLE_PLUGINS=a,b` skips entry points by name, `NNKIT_LOAD_PLUGINS=a,b`
 loads only those; built-ins always load.
+
+This is the only module that knows the built-in plugins and the installed ones. The core
+(specs, networks, checkpoints, the runner's loop) is handed a `Registry`; the default one,
+`get_registry()`, is resolved only at the entry points: `nnkit.load` and the other public
+functions, the runner's construction helpers and the CLI.
 """
 
 from __future__ import annotations
 
+import importlib
 import os
 import warnings
 from collections.abc import Iterable
 from importlib import metadata
-from types import ModuleType
 from typing import Any
 
 import pluggy
 
-from nnkit import callbacks, datasets, hookspecs, layers, metrics, optimizers
-from nnkit.datasets import Dataset
+from nnkit import hookspecs
 from nnkit.errors import PluginError
-from nnkit.layer import Layer
-from nnkit.metrics import Metric
-from nnkit.optimizers import Optimizer
 from nnkit.registry import Kind, PluginInfo, Registry
 from nnkit.version import __version__
 
 ENTRY_POINT_GROUP = "nnkit"
-BUILTINS: tuple[tuple[str, ModuleType], ...] = (
-    ("nnkit.layers", layers), ("nnkit.optimizers", optimizers), ("nnkit.datasets", datasets),
-    ("nnkit.metrics", metrics), ("nnkit.callbacks", callbacks),
-)
-HOOKS: tuple[tuple[str, Kind, type], ...] = (
-    ("register_layers", "layer", Layer),
-    ("register_optimizers", "optimizer", Optimizer),
-    ("register_datasets", "dataset", Dataset),
-    ("register_metrics", "metric", Metric),
-    ("register_callbacks", "callback", callbacks.Callback),
+#: nnkit's own plugins: (the name `nnkit plugins` shows, the module of this package that
+#: implements its hooks). Never names read from a file.
+BUILTINS = (("nnkit.layers", "nnkit.layers"), ("nnkit.optimizers", "nnkit.optim.optimizers"),
+            ("nnkit.datasets", "nnkit.data.builtin"), ("nnkit.metrics", "nnkit.metrics"),
+            ("nnkit.callbacks", "nnkit.training.callbacks"))
+#: Each hook, the kind it registers, and where that kind's base class lives.
+HOOKS: tuple[tuple[str, Kind, str, str], ...] = (
+    ("register_layers", "layer", "nnkit.layer", "Layer"),
+    ("register_optimizers", "optimizer", "nnkit.optim.optimizers", "Optimizer"),
+    ("register_datasets", "dataset", "nnkit.data", "Dataset"),
+    ("register_metrics", "metric", "nnkit.metrics", "Metric"),
+    ("register_callbacks", "callback", "nnkit.training.callbacks", "Callback"),
 )
 
 
@@ -74,7 +77,7 @@ def load_registry(
             infos[info.name] = info
 
     for name, module in BUILTINS:
-        add(PluginInfo(name, "nnkit", __version__), module)
+        add(PluginInfo(name, "nnkit", __version__), importlib.import_module(module))
     if entry_points:
         for info, plugin in _installed_plugins():
             if plugin is not None:
@@ -84,7 +87,8 @@ def load_registry(
     for info, plugin in extra:
         add(info, plugin)
 
-    for hook_name, kind, base in HOOKS:
+    for hook_name, kind, module, class_name in HOOKS:
+        base = getattr(importlib.import_module(module), class_name)
         # pluggy calls the last-registered plugin first; nnkit calls in load order, so
         # built-ins register first and a plugin can never silently replace one of them.
         impls = {impl.plugin_name: impl for impl in getattr(pm.hook, hook_name).get_hookimpls()}

@@ -1,17 +1,18 @@
-"""The registry: every layer, optimizer and dataset type by name, with the plugin that gave it.
+"""The registry: every component type (layer, optimizer, dataset, metric, callback) by
+name, with the plugin that gave it.
 
-Nothing in nnkit's core knows a layer by name; it asks the registry. The registry is
-filled by `nnkit.plugins.load_registry` through the hooks in `nnkit.hookspecs`.
+Nothing in nnkit's core knows a component by name; it asks the registry it is handed. A
+registry is filled by `nnkit.plugins.load_registry` through the hooks in `nnkit.hookspecs`.
 """
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from nnkit.config import type_name_of
 from nnkit.errors import PluginError
+from nnkit.names import closest, did_you_mean
 
 Kind = Literal["layer", "optimizer", "dataset", "metric", "callback"]
 KINDS: tuple[Kind, ...] = ("layer", "optimizer", "dataset", "metric", "callback")
@@ -78,11 +79,9 @@ class Registry:
     def find(self, kind: Kind, name: str) -> Entry | None:
         return self._entries[kind].get(name)
 
-    def closest(self, kind: Kind, name: str, n: int = 3) -> list[str]:
+    def closest(self, kind: Kind, name: str) -> list[str]:
         """Registered names that look like `name` (case-insensitive)."""
-        lower = {k.lower(): k for k in self._entries[kind]}
-        matches = difflib.get_close_matches(name.lower(), list(lower), n=n, cutoff=0.5)
-        return [lower[m] for m in matches]
+        return closest(name, self._entries[kind])
 
     def get(self, kind: Kind, name: str) -> Entry:
         """The entry for `name`; PluginError naming the closest registered names if absent."""
@@ -92,6 +91,5 @@ class Registry:
         return entry
 
     def unknown_message(self, kind: Kind, name: str) -> str:
-        close = self.closest(kind, name)
-        hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+        hint = did_you_mean(name, self._entries[kind])
         return f"unknown {kind} type {name!r}{hint} (registered: {', '.join(self.names(kind))})"

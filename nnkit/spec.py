@@ -1,41 +1,48 @@
-"""The model-file schema: pydantic models built from whatever the registry holds.
+"""The spec: a network (inputs, nodes, outputs, loss) and its training recipe (optimizer,
+data, metrics, validation, callbacks, train).
 
-A spec declares the network (inputs, nodes, outputs, loss) and its training recipe
-(optimizer, data, train). `nodes` is a list; a node that omits `inputs` takes the previous
-node (the first takes the only network input), so a plain list of layers is a chain.
-Validated specs are normalised: every node has a name and inputs, and `outputs` is set,
-so that a spec stored in a checkpoint rebuilds the same network with the same param names.
+Two types, one for each side of validation:
+- `spec_model(registry)` is the pydantic model of a model file *as written*, built from
+  whatever the registry holds; it is what model files are validated against and what the
+  JSON Schema describes. A node there may omit its `name` and `inputs`.
+- `Spec` is the normalised result: every node has a `name: str` and `inputs: tuple[str,
+  ...]`, `outputs` is set, and the topological `order` is computed once. `Spec.to_dict()`
+  writes it back as plain data that validates to the same `Spec`, so a spec stored in a
+  checkpoint rebuilds the same network with the same param names.
+
+`nodes` is a list; a node that omits `inputs` takes the previous node (the first takes
+the only network input), so a plain list of layers is a chain.
 """
 
 from __future__ import annotations
 
-import difflib
+import dataclasses
 import functools
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, create_model, field_validator, model_validator
+from pydantic import BeforeValidator, ConfigDict, Field, ValidationError, create_model, field_validator, model_validator
 
-from nnkit import migrations
-from nnkit.config import MAX_INT, Config, type_name_of
-from nnkit.layer import NAME_PATTERN, LayerConfig
-from nnkit.migrations import FORMAT_VERSION
+from nnkit.config import MAX_INT, Config, Strict, type_name_of
+from nnkit.errors import ModelFileError
+from nnkit.layer import LayerConfig
+from nnkit.names import NAME_PATTERN, ParamRef, did_you_mean
 from nnkit.registry import Kind, Registry
 
+#: The model-file format this nnkit writes and reads natively (see nnkit/modelfile/migrations.py).
+FORMAT_VERSION = 1
 MAX_NODES = 10_000
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, allow_inf_nan=False)
-
-
-class InputSpec(_Strict):
+class InputSpec(Strict):
     """One network input: its per-sample shape (no batch axis) and kind of values."""
 
     shape: list[Annotated[int, Field(ge=1, le=MAX_INT)]] = Field(max_length=8)
     dtype: Literal["float", "int"] = "float"  # "int" for ids fed to an Embedding
 
 
-class TrainSpec(_Strict):
+class TrainSpec(Strict):
     """How to train: the book's trainer settings."""
 
     epochs: int = Field(default=10, ge=1, le=10_000_000)
@@ -47,7 +54,7 @@ class TrainSpec(_Strict):
     nan_guard: bool = True  # stop at the first non-finite loss or param, naming where it began
 
 
-class ValidationBase(_Strict):
+class ValidationBase(Strict):
     """Held-out data, scored after every epoch (val_loss, val_<metric>): give one of the two."""
 
     split: float | None = Field(default=None, gt=0, lt=1)  # fraction of the training data held out
@@ -60,13 +67,14 @@ class ValidationBase(_Strict):
         return self
 
 
-class SpecBase(_Strict):
-    """Fields of every model file; `nodes`, `loss`, `optimizer` and `data` are added per registry."""
+class ModelFileBase(Strict):
+    """Fields of every model file; `nodes`, `loss`, `optimizer`, `data`, `metrics`,
+    `validation` and `callbacks` are typed per registry by `spec_model`."""
 
     model_config = ConfigDict(populate_by_name=True)
 
     schema_url: str | None = Field(default=None, alias="$schema", max_length=2048)
-    format_version: int = Field(default=FORMAT_VERSION, ge=1, le=1000)  # see nnkit.migrations
+    format_version: int = Field(default=FORMAT_VERSION, ge=1, le=1000)  # see nnkit/modelfile/migrations.py
     name: str | None = Field(default=None, max_length=256)
     dtype: Literal["float64", "float32"] = "float64"
     # Per-sample input shapes by name; omitted = one input "x" shaped like the data.
@@ -85,18 +93,100 @@ class SpecBase(_Strict):
     @field_validator("format_version")
     @classmethod
     def _current_version(cls, value: int) -> int:
-        if value != migrations.FORMAT_VERSION:  # read at call time: tests may pretend another
-            raise ValueError(f"must be {migrations.FORMAT_VERSION}; read the file with nnkit.read_model_file "
+        if value != FORMAT_VERSION:  # the module's value at call time: tests pretend another
+            raise ValueError(f"must be {FORMAT_VERSION}; read the file with nnkit.read_model_file "
                              "or run `nnkit migrate` to upgrade it")
         return value
 
-    @model_validator(mode="after")
-    def _normalise(self) -> SpecBase:
-        return _normalise_graph(self)
+
+@dataclass(frozen=True)
+class Node:
+    """A node of the normalised graph: its name, the names feeding it, and its layer's
+    config (with the same name and inputs filled in)."""
+
+    name: str
+    inputs: tuple[str, ...]
+    config: LayerConfig
+    #: This node's params that are another node's (`share`) or its transpose (`tie`).
+    share: Mapping[str, ParamRef] = dataclasses.field(default_factory=dict)
+    tie: Mapping[str, ParamRef] = dataclasses.field(default_factory=dict)
+
+    @property
+    def type(self) -> str:
+        return self.config.type
+
+    def to_dict(self) -> dict[str, Any]:
+        fields = self.config.model_dump(mode="json", exclude_none=True, exclude={"name", "inputs"})
+        return {"name": self.name, "inputs": list(self.inputs), **fields}
+
+
+@dataclass(frozen=True)
+class Spec:
+    """A validated, normalised model spec. Build with `nnkit.validate_spec` or
+    `nnkit.read_model_file`; change with `replace` (network) or `with_train` (recipe)."""
+
+    nodes: tuple[Node, ...]  # as written in the file
+    order: tuple[Node, ...]  # topological: every node after its inputs (a chain keeps its order)
+    outputs: tuple[str, ...]
+    loss: Node | None
+    inputs: Mapping[str, InputSpec] | None  # None: one input "x", shaped like the data
+    dtype: Literal["float64", "float32"]
+    train: TrainSpec
+    optimizer: Config
+    data: Config | None
+    metrics: tuple[Config, ...]
+    validation: ValidationBase | None
+    callbacks: tuple[Config, ...]
+    name: str | None = None
+    schema_url: str | None = None
+    format_version: int = FORMAT_VERSION
+
+    @property
+    def input_names(self) -> list[str]:
+        return list(self.inputs) if self.inputs is not None else ["x"]
+
+    def replace(self, **changes: Any) -> Spec:
+        """A copy with fields replaced (e.g. `inputs` taken from the data)."""
+        return dataclasses.replace(self, **changes)
+
+    def with_train(self, **changes: Any) -> Spec:
+        """A copy whose `train` settings have `changes` (None values ignored), validated as
+        a model file's would be; ModelFileError naming the option otherwise."""
+        changes = {k: v for k, v in changes.items() if v is not None}
+        if not changes:
+            return self
+        try:
+            train = TrainSpec.model_validate({**self.train.model_dump(), **changes})
+        except ValidationError as exc:
+            err = exc.errors(include_url=False)[0]
+            raise ModelFileError(f"--{err['loc'][0]} {err['input']}: {err['msg']}") from None
+        return self.replace(train=train)
+
+    def network_differences(self, other: Spec) -> list[str]:
+        """The parts of the network (not the recipe) in which `other` differs from this spec."""
+        a, b = self.to_dict(), other.to_dict()
+        different = [k for k in ("dtype", "nodes", "outputs", "loss") if a.get(k) != b.get(k)]
+        if other.inputs is not None and a.get("inputs") != b.get("inputs"):
+            different.append("inputs")
+        return different
 
     def to_dict(self) -> dict[str, Any]:
         """The spec as plain data (JSON/TOML/msgpack-safe), with defaults filled in."""
-        return self.model_dump(mode="json", by_alias=True, exclude_none=True)
+        def dump(model: Strict | None) -> Any:
+            return None if model is None else model.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+        data: dict[str, Any] = {
+            "$schema": self.schema_url, "format_version": self.format_version, "name": self.name,
+            "dtype": self.dtype,
+            "inputs": {k: dump(v) for k, v in self.inputs.items()} if self.inputs is not None else None,
+            "outputs": list(self.outputs), "train": dump(self.train),
+            "nodes": [n.to_dict() for n in self.nodes],
+            "loss": self.loss.to_dict() if self.loss is not None else None,
+            "optimizer": dump(self.optimizer), "data": dump(self.data),
+            "metrics": [dump(m) for m in self.metrics], "validation": dump(self.validation),
+            "callbacks": [dump(c) for c in self.callbacks],
+        }
+        return {k: v for k, v in data.items() if v is not None}
 
 
 def _union(configs: list[type[Config]]) -> Any:
@@ -106,7 +196,7 @@ def _union(configs: list[type[Config]]) -> Any:
 
 
 @functools.lru_cache(maxsize=8)
-def spec_model(registry: Registry) -> type[SpecBase]:
+def spec_model(registry: Registry) -> type[ModelFileBase]:
     """The pydantic model of a model file for the components in `registry`."""
 
     def configs(kind: Kind, loss: bool | None = None) -> list[type[Config]]:
@@ -121,19 +211,18 @@ def spec_model(registry: Registry) -> type[SpecBase]:
     default_optimizer = registry.get("optimizer", "SGD").cls.Config()
     data = _union(configs("dataset"))
     metric_configs = configs("metric")
-    metric = Annotated[_union(metric_configs),
-                       BeforeValidator(_name_to_config, json_schema_input_type=Union[  # noqa: UP007
-                           (Literal[tuple(type_name_of(registry.get("metric", n).cls)
-                                          for n in registry.names("metric"))], *metric_configs)])]
+    metric_names = tuple(type_name_of(registry.get("metric", n).cls) for n in registry.names("metric"))
+    metric = Annotated[_union(metric_configs), BeforeValidator(
+        _name_to_config, json_schema_input_type=Union[(Literal[metric_names], *metric_configs)])]  # noqa: UP007
     default_metrics = [registry.get("metric", "accuracy").cls.Config()] if registry.find("metric", "accuracy") else []
     validation = create_model(
         "ValidationSpec", __base__=ValidationBase,
         data=(data | None, Field(default=None, description="a dataset of its own")),
     )
     callback = _union(configs("callback"))
-    return create_model(
+    model: type[ModelFileBase] = create_model(
         "ModelSpec",
-        __base__=SpecBase,
+        __base__=ModelFileBase,
         nodes=(list[node], Field(min_length=1, max_length=MAX_NODES)),
         loss=(loss | None, None),
         optimizer=(optimizer, default_optimizer),
@@ -142,6 +231,7 @@ def spec_model(registry: Registry) -> type[SpecBase]:
         validation=(validation | None, None),
         callbacks=(list[callback], Field(default_factory=list, max_length=64)),
     )
+    return model
 
 
 def _name_to_config(value: Any) -> Any:
@@ -149,73 +239,82 @@ def _name_to_config(value: Any) -> Any:
     return {"type": value} if isinstance(value, str) else value
 
 
-def _normalise_graph(spec: SpecBase) -> SpecBase:
-    """Fill node names and inputs; check names, references and acyclicity."""
-    inputs = list(spec.inputs) if spec.inputs is not None else ["x"]
-    taken = set(inputs) | {n.name for n in spec.nodes if n.name is not None}
-    counts: dict[str, int] = {}
-    nodes: list[LayerConfig] = []
-    seen: set[str] = set(inputs)
-    previous: str | None = inputs[0] if len(inputs) == 1 else None
-    for index, node in enumerate(spec.nodes):
-        name = node.name
-        if name is None:
-            base = node.type.lower()
-            while True:
-                counts[base] = counts.get(base, 0) + 1
-                name = f"{base}{counts[base]}"
-                if name not in taken:
-                    break
-            taken.add(name)
-        elif name in seen:
-            raise ValueError(f"nodes[{index}]: duplicate node name {name!r}")
-        node_inputs = node.inputs
-        if node_inputs is None:
-            if previous is None:
-                raise ValueError(f"node {name!r} must name its inputs: the network has several inputs")
-            node_inputs = [previous]
-        nodes.append(node.model_copy(update={"name": name, "inputs": list(node_inputs)}))
-        seen.add(name)
-        previous = name
+def normalise(file: ModelFileBase) -> Spec:
+    """The `Spec` of a validated model file: node names and inputs filled, references,
+    sharing and acyclicity checked. ValueError names the first problem."""
+    inputs = list(file.inputs) if file.inputs is not None else ["x"]
+    nodes = _name_nodes(file.nodes, inputs)
     known = set(inputs) | {n.name for n in nodes}
     for node in nodes:
         for ref in node.inputs:
             _check_ref(ref, known, f"node {node.name!r} takes input")
-        for field in ("share", "tie"):
-            for pname, ref in (getattr(node, field) or {}).items():
-                owner = ref.split(".", 1)[0]
-                _check_ref(owner, known - set(inputs), f"node {node.name!r} {field}s {pname} with node")
-                if owner == node.name:
+        for field, links in (("share", node.share), ("tie", node.tie)):
+            for pname, owner in links.items():
+                _check_ref(owner.node, known - set(inputs), f"node {node.name!r} {field}s {pname} with node")
+                if owner.node == node.name:
                     raise ValueError(f"node {node.name!r} cannot {field} a param with itself")
-    topological_order(nodes)  # raises on a cycle
-    outputs = spec.outputs if spec.outputs is not None else [nodes[-1].name]
+    order = topological_order(nodes)
+    outputs = tuple(file.outputs) if file.outputs is not None else (nodes[-1].name,)
     for out in outputs:
         _check_ref(out, known, "output")
-    loss = spec.loss
-    if loss is not None:
-        loss = loss.model_copy(update={"name": loss.name or "loss", "inputs": loss.inputs or [outputs[0]]})
+    loss = None
+    if file.loss is not None:
+        loss = _node(file.loss, file.loss.name or "loss", tuple(file.loss.inputs or [outputs[0]]))
         for ref in loss.inputs:
             _check_ref(ref, known, "loss takes input")
-    _check_used(nodes, [*outputs, *(loss.inputs if loss is not None else [])])
-    object.__setattr__(spec, "nodes", nodes)
-    object.__setattr__(spec, "outputs", list(outputs))
-    object.__setattr__(spec, "loss", loss)
-    return spec
+    _check_used(nodes, [*outputs, *(loss.inputs if loss is not None else ())])
+    return Spec(
+        nodes=tuple(nodes), order=order, outputs=outputs, loss=loss, inputs=file.inputs, dtype=file.dtype,
+        train=file.train, optimizer=file.optimizer, data=file.data, metrics=tuple(file.metrics),
+        validation=file.validation, callbacks=tuple(file.callbacks), name=file.name, schema_url=file.schema_url,
+        format_version=file.format_version,
+    )
+
+
+def _node(config: LayerConfig, name: str, inputs: tuple[str, ...]) -> Node:
+    # The node's config carries the filled-in name and inputs too, so that the same
+    # network written with or without them gives equal specs.
+    config = config.model_copy(update={"name": name, "inputs": list(inputs)})
+    return Node(name, inputs, config,
+                share={k: ParamRef.parse(v) for k, v in (config.share or {}).items()},
+                tie={k: ParamRef.parse(v) for k, v in (config.tie or {}).items()})
+
+
+def _name_nodes(configs: list[LayerConfig], inputs: list[str]) -> list[Node]:
+    """Nodes with names (`<type><n>` where omitted) and inputs (the previous node where omitted)."""
+    taken = set(inputs) | {c.name for c in configs if c.name is not None}
+    counts: dict[str, int] = {}
+    nodes: list[Node] = []
+    seen: set[str] = set(inputs)
+    previous: str | None = inputs[0] if len(inputs) == 1 else None
+    for index, config in enumerate(configs):
+        name = config.name
+        if name is None:
+            base = config.type.lower()
+            while name is None or name in taken:
+                counts[base] = counts.get(base, 0) + 1
+                name = f"{base}{counts[base]}"
+            taken.add(name)
+        elif name in seen:
+            raise ValueError(f"nodes[{index}]: duplicate node name {name!r}")
+        if config.inputs is None and previous is None:
+            raise ValueError(f"node {name!r} must name its inputs: the network has several inputs")
+        nodes.append(_node(config, name, tuple(config.inputs) if config.inputs is not None else (previous or "",)))
+        seen.add(name)
+        previous = name
+    return nodes
 
 
 def _check_ref(ref: str, known: set[str], what: str) -> None:
     if ref not in known:
-        close = difflib.get_close_matches(ref, sorted(known), n=3, cutoff=0.6)
-        hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
-        raise ValueError(f"{what} {ref!r}, which is no node or network input{hint}")
+        raise ValueError(f"{what} {ref!r}, which is no node or network input{did_you_mean(ref, sorted(known))}")
 
 
-def _check_used(nodes: list[LayerConfig], sinks: list[str]) -> None:
+def _check_used(nodes: list[Node], sinks: list[str]) -> None:
     """Every node must feed an output or the loss (directly, through others, or by lending
     a shared param to a node that does)."""
-    inputs_of = {n.name: n.inputs or [] for n in nodes}
-    lenders = {n.name: [ref.split(".", 1)[0] for ref in [*(n.share or {}).values(), *(n.tie or {}).values()]]
-               for n in nodes}
+    inputs_of = {n.name: n.inputs for n in nodes}
+    lenders = {n.name: [ref.node for ref in [*n.share.values(), *n.tie.values()]] for n in nodes}
     used: set[str] = set()
     stack = [s for s in sinks if s in inputs_of]
     while stack:
@@ -229,17 +328,17 @@ def _check_used(nodes: list[LayerConfig], sinks: list[str]) -> None:
         raise ValueError(f"unused node(s) {', '.join(repr(u) for u in unused)}: no output or loss depends on them")
 
 
-def topological_order(nodes: list[LayerConfig]) -> list[LayerConfig]:
+def topological_order(nodes: list[Node]) -> tuple[Node, ...]:
     """Nodes ordered so that every node comes after its inputs (a chain keeps its order);
     ValueError naming the nodes of a cycle. Network inputs are not nodes and are skipped."""
     by_name = {n.name: n for n in nodes}
     colour: dict[str, int] = {}  # 1 = on the current path, 2 = placed in the order
-    order: list[LayerConfig] = []
+    order: list[Node] = []
     for start in by_name:
         if start in colour:
             continue
         colour[start] = 1
-        stack = [(start, iter(by_name[start].inputs or []))]
+        stack = [(start, iter(by_name[start].inputs))]
         while stack:
             name, children = stack[-1]
             child = next(children, None)
@@ -253,5 +352,5 @@ def topological_order(nodes: list[LayerConfig]) -> list[LayerConfig]:
                 raise ValueError(f"the nodes form a cycle: {' -> '.join(reversed(cycle))}")
             elif child in by_name and child not in colour:
                 colour[child] = 1
-                stack.append((child, iter(by_name[child].inputs or [])))
-    return order
+                stack.append((child, iter(by_name[child].inputs)))
+    return tuple(order)

@@ -7,7 +7,7 @@ import sys
 import numpy as np
 import pytest
 
-from nnkit.arrays import LAZY_BYTES, lazy_zeros
+from nnkit.checkpoint.memory import LAZY_BYTES, lazy_zeros
 
 
 @pytest.mark.parametrize("shape", [(3, 4), (LAZY_BYTES // 8 + 1,), (512, 1024)])

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 import nnkit
-from nnkit import ckptfile
+import nnkit.checkpoint.header
+from nnkit.checkpoint import container as ckptfile
 
 from .conftest import EXAMPLES
 
@@ -188,7 +189,7 @@ def test_load_into_lists_every_mismatch(trained) -> None:
     spec["nodes"][0]["units"] = 8  # fc1.W, fc1.b and fc2.W change shape
     spec["nodes"].append({"name": "extra", "type": "Affine", "units": 3})
     spec["outputs"], spec["loss"]["inputs"] = ["extra"], ["extra"]
-    other = nnkit.Network(nnkit.validate_spec(spec), rng=np.random.default_rng(0))
+    other = nnkit.Network.from_spec(nnkit.validate_spec(spec), nnkit.get_registry(), rng=np.random.default_rng(0))
     with pytest.raises(nnkit.CheckpointError) as info:
         nnkit.load_into(other, path)
     message = str(info.value)
@@ -212,7 +213,7 @@ def test_load_into_from_a_damaged_file_changes_nothing(trained, tmp_path: Path) 
     data[start + entry.offset] ^= 0x01
     damaged = tmp_path / "damaged.nnk"
     damaged.write_bytes(bytes(data))
-    fresh = nnkit.Network(runner.network.spec, rng=np.random.default_rng(5))
+    fresh = nnkit.Network.from_spec(runner.network.spec, nnkit.get_registry(), rng=np.random.default_rng(5))
     before = {k: v.copy() for k, v in fresh.params.items()}
     with pytest.raises(nnkit.CheckpointError, match="checksum mismatch"):
         nnkit.load_into(fresh, damaged)
@@ -221,7 +222,7 @@ def test_load_into_from_a_damaged_file_changes_nothing(trained, tmp_path: Path) 
 
 def test_load_into_a_matching_network(trained) -> None:
     runner, path = trained
-    fresh = nnkit.Network(runner.network.spec, rng=np.random.default_rng(5))
+    fresh = nnkit.Network.from_spec(runner.network.spec, nnkit.get_registry(), rng=np.random.default_rng(5))
     assert nnkit.load_into(fresh, path).ok
     assert np.array_equal(fresh.predict(runner.data.x), runner.predict(runner.data.x))
 
@@ -338,7 +339,7 @@ def test_resaving_a_format_1_file_writes_the_current_format(tmp_path: Path) -> N
     runner = nnkit.Runner.from_checkpoint(FORMAT1)
     runner.save(tmp_path / "new.nnk")
     with ckptfile.CheckpointFile(tmp_path / "new.nnk") as new, ckptfile.CheckpointFile(FORMAT1) as old:
-        assert new.header.format_version == nnkit.ckptheader.FORMAT_VERSION == 2
+        assert new.header.format_version == nnkit.checkpoint.header.FORMAT_VERSION == 2
         assert all(e.xxh3 and e.crc32 is None for e in new.index.values())
         assert list(new.names()) == list(old.names())
         for name in old.names():
@@ -351,7 +352,7 @@ def large(tmp_path_factory: pytest.TempPathFactory) -> Path:
     assert 12 * 2**20 > ckptfile.PARALLEL_BYTES
     spec = nnkit.validate_spec({"dtype": "float32", "inputs": {"x": {"shape": [1024]}},
                                 "nodes": [{"type": "Affine", "units": 1024} for _ in range(3)]})
-    net = nnkit.Network(spec, rng=np.random.default_rng(0))
+    net = nnkit.Network.from_spec(spec, nnkit.get_registry(), rng=np.random.default_rng(0))
     path = tmp_path_factory.mktemp("large") / "large.nnk"
     nnkit.save(path, net)
     return path

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 import nnkit
-from nnkit import ckptfile
+from nnkit.checkpoint import container as ckptfile
 from nnkit.checkpoint import PluginVersionWarning
 
 from .conftest import EXAMPLES

@@ -54,7 +54,7 @@ def test_evaluate_json(checkpoint: Path, capsys) -> None:
 
 
 def test_predict_and_evaluate_do_not_need_the_grads(checkpoint: Path, tmp_path: Path, capsys) -> None:
-    from nnkit import ckptfile
+    from nnkit.checkpoint import container as ckptfile
 
     with ckptfile.CheckpointFile(checkpoint) as opened:
         entry, start = opened.index["grads/fc1.W"], opened.data_start
@@ -111,8 +111,9 @@ def test_the_console_script_runs_as_a_new_user_would(tmp_path: Path) -> None:
 
 
 def test_committed_schemas_are_up_to_date() -> None:
+    from nnkit.checkpoint.header import header_schema as checkpoint_header_schema
+    from nnkit.modelfile.schema import model_schema, schema_text
     from nnkit.plugins import load_registry
-    from nnkit.schema import checkpoint_header_schema, model_schema, schema_text
 
     committed = (ROOT / "schemas" / "model.schema.json").read_text()
     assert committed == schema_text(model_schema(load_registry(entry_points=False))), \

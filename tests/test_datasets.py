@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from nnkit.datasets import spiral
+from nnkit.data.builtin import spiral
 
 
 def test_spiral_follows_the_books_rule() -> None:

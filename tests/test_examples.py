@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import nnkit
-from nnkit.corpus import Corpus, nearest
+from nnkit.data.corpus import Corpus, nearest
 
 from .conftest import EXAMPLES
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import nnkit
-from nnkit.ckptfile import CheckpointFile
+from nnkit.checkpoint.container import CheckpointFile
 from nnkit.testing import make_config
 
 REGISTRY = nnkit.get_registry()
@@ -62,11 +62,12 @@ def test_a_float32_run_is_float32_to_the_checkpoint(tmp_path) -> None:
     spec = nnkit.read_model_file(nnkit_example("spiral.toml")).to_dict()
     spec["dtype"] = "float32"
     spec["optimizer"] = {"type": "Adam", "lr": 0.01}
-    runner = nnkit.Runner(nnkit.validate_spec(spec))
+    runner = nnkit.Runner.from_spec(nnkit.validate_spec(spec))
     runner.fit(epochs=5)
     net = runner.network
     assert all(a.dtype == F32 for a in [*net.params.values(), *net.grads.values()])
-    assert all(v.dtype == F32 for v in net.values.values() if floating(v))
+    assert runner.last_step is not None
+    assert all(v.dtype == F32 for v in runner.last_step.values.values() if floating(v))
     assert net.predict(runner.data.x).dtype == F32
     runner.save(tmp_path / "f32.nnk")
     with CheckpointFile(tmp_path / "f32.nnk") as opened:

@@ -6,13 +6,13 @@ import numpy as np
 import pytest
 
 import nnkit
-from nnkit.graph import Network
-from nnkit.modelfile import validate_spec
+from nnkit.network import Network
+from nnkit import validate_spec
 from nnkit.testing import numeric_gradient, relative_error
 
 
 def build(spec: dict, seed: int = 0) -> Network:
-    return Network(validate_spec(spec), rng=np.random.default_rng(seed))
+    return Network.from_spec(validate_spec(spec), nnkit.get_registry(), rng=np.random.default_rng(seed))
 
 
 def test_shapes_are_inferred_from_the_inputs() -> None:
@@ -63,7 +63,7 @@ def test_whole_network_gradient_through_a_dag() -> None:
     net.loss(x, t)
     net.backward()
     for name, param in net.params.items():
-        numeric = numeric_gradient(lambda: net.loss(x, t), param)
+        numeric = numeric_gradient(lambda: net.loss(x, t).loss, param)
         assert relative_error(net.grads[name], numeric) < 1e-6, name
 
 
@@ -85,14 +85,14 @@ def test_a_branch_used_twice_sums_its_gradients() -> None:
     net.loss(x, t)
     net.backward()
     for name, param in net.params.items():
-        assert relative_error(net.grads[name], numeric_gradient(lambda: net.loss(x, t), param)) < 1e-6, name
+        assert relative_error(net.grads[name], numeric_gradient(lambda: net.loss(x, t).loss, param)) < 1e-6, name
 
 
 def check_network_gradients(net: Network, x, t) -> None:  # type: ignore[no-untyped-def]
     net.loss(x, t)
     net.backward()
     for name, param in net.params.items():
-        numeric = numeric_gradient(lambda: net.loss(x, t), param)
+        numeric = numeric_gradient(lambda: net.loss(x, t).loss, param)
         assert relative_error(net.grads[name], numeric) < 1e-6, name
 
 
@@ -129,7 +129,7 @@ def test_sharing_survives_a_checkpoint(tmp_path) -> None:
         assert list(loaded.params) == ["emb0.W"]
         assert loaded.layers["emb1"].params[0] is loaded.params["emb0.W"]
         assert np.array_equal(loaded.layers["out"].params[0], np.arange(28.0).reshape(7, 4).T)
-    with nnkit.Checkpoint(tmp_path / "c.nnk") as ckpt:
+    with nnkit.Checkpoint(tmp_path / "c.nnk", nnkit.get_registry()) as ckpt:
         assert [n for n in ckpt.file.names() if n.startswith("params/")] == ["params/emb0.W"]
 
 

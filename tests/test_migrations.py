@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 
 import nnkit
-from nnkit import migrations
+from nnkit import spec as spec_module
+from nnkit.modelfile import migrations
 from nnkit.cli import main
-from nnkit.modelfile import read_model_file
+from nnkit import read_model_file
 
 from .conftest import EXAMPLES
 
@@ -27,7 +28,7 @@ def test_older_files_are_upgraded_by_registered_migrations(tmp_path: Path, monke
                                                            capsys) -> None:
     """Pretend nnkit has moved on one format version, in which `train.print_every` (the old
     name) became `train.log_every`, and check that an old file reads and migrates."""
-    old_version = migrations.FORMAT_VERSION
+    old_version = spec_module.FORMAT_VERSION
 
     def rename_print_every(data: dict) -> dict:
         train = dict(data.get("train", {}))
@@ -35,7 +36,7 @@ def test_older_files_are_upgraded_by_registered_migrations(tmp_path: Path, monke
             train["log_every"] = train.pop("print_every")
         return {**data, "train": train}
 
-    monkeypatch.setattr(migrations, "FORMAT_VERSION", old_version + 1)
+    monkeypatch.setattr(spec_module, "FORMAT_VERSION", old_version + 1)
     monkeypatch.setitem(migrations.MIGRATIONS, old_version, rename_print_every)
     old = tmp_path / "old.json"
     old.write_text(json.dumps({"format_version": old_version, "inputs": {"x": {"shape": [2]}},

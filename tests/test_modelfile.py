@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 import nnkit
-from nnkit.modelfile import read_model_file, validate_spec
+from nnkit import read_model_file, validate_spec
 
 from .conftest import EXAMPLES
 
@@ -35,8 +35,8 @@ def test_spec_round_trips_through_plain_data() -> None:
 def test_a_plain_list_is_a_chain_with_generated_names() -> None:
     spec = validate_spec(CHAIN)
     assert [n.name for n in spec.nodes] == ["affine1", "relu1"]
-    assert [n.inputs for n in spec.nodes] == [["x"], ["affine1"]]
-    assert spec.outputs == ["relu1"]
+    assert [n.inputs for n in spec.nodes] == [("x",), ("affine1",)]
+    assert spec.outputs == ("relu1",)
 
 
 def test_nodes_may_name_their_inputs_as_a_graph() -> None:
@@ -48,7 +48,7 @@ def test_nodes_may_name_their_inputs_as_a_graph() -> None:
         ],
         "outputs": ["sum"],
     })
-    assert spec.nodes[1].inputs == ["rep"]
+    assert spec.nodes[1].inputs == ("rep",)
 
 
 @pytest.mark.parametrize(("change", "message"), [
@@ -191,7 +191,7 @@ def test_hostile_input_gives_one_clean_error(tmp_path: Path, name: str, text: st
 
 
 def test_oversized_files_are_refused_unread(tmp_path: Path) -> None:
-    from nnkit.modelfile import MAX_FILE_BYTES
+    from nnkit.modelfile.parse import MAX_FILE_BYTES
 
     path = tmp_path / "huge.json"
     with open(path, "wb") as f:
@@ -201,7 +201,7 @@ def test_oversized_files_are_refused_unread(tmp_path: Path) -> None:
 
 
 def test_every_integer_field_is_bounded() -> None:
-    from nnkit.schema import model_schema
+    from nnkit.modelfile.schema import model_schema
 
     def walk(node, where):  # type: ignore[no-untyped-def]
         if isinstance(node, dict):

@@ -61,7 +61,7 @@ def test_built_ins_register_through_the_hooks() -> None:
 def test_a_third_party_layer_is_usable_from_a_model_file(use_plugins) -> None:
     use_plugins((info(), plugin(register_layers=lambda register: register(ScaledTanh))))
     spec = nnkit.validate_spec({"inputs": {"x": {"shape": [3]}}, "nodes": [{"type": "ScaledTanh"}]})
-    net = nnkit.Network(spec, rng=np.random.default_rng(0))
+    net = nnkit.Network.from_spec(spec, nnkit.get_registry(), rng=np.random.default_rng(0))
     assert np.allclose(net.forward(np.ones((1, 3))), 2 * np.tanh(1.0))
     entry = nnkit.get_registry().get("layer", "ScaledTanh")
     assert (entry.plugin.distribution, entry.plugin.version) == ("nnkit-scaled", "1.2.3")
@@ -190,7 +190,7 @@ def test_a_plugin_optimizer_and_metric_are_usable_from_a_model_file(use_plugins)
     spec = nnkit.read_model_file(EXAMPLES / "spiral.toml").to_dict()
     spec["optimizer"] = {"type": "HalfSGD", "lr": 2.0}
     spec["metrics"] = ["accuracy", "error_rate"]
-    runner = nnkit.Runner(nnkit.validate_spec(spec))
+    runner = nnkit.Runner.from_spec(nnkit.validate_spec(spec))
     runner.fit(epochs=300)
     result = runner.evaluate()
     assert result["accuracy"] >= 0.96 and result["error_rate"] == pytest.approx(1 - result["accuracy"])

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 import nnkit
-from nnkit.callbacks import Callback
-from nnkit.ckptfile import CheckpointFile
-from nnkit.optimizers import BUILTIN_OPTIMIZERS
+from nnkit.training.callbacks import Callback
+from nnkit.checkpoint.container import CheckpointFile
+from nnkit.optim.optimizers import BUILTIN_OPTIMIZERS
 
 from .conftest import EXAMPLES
 
@@ -102,7 +102,7 @@ def test_a_run_stopped_mid_epoch_resumes_mid_epoch(tmp_path: Path) -> None:
     straight.fit()
     first = nnkit.Runner.from_file(EXAMPLES / "spiral.toml", epochs=4)
     first.fit(callbacks=[StopAtStep(15)])  # 10 steps per epoch: halfway through epoch 2
-    assert first.state.progress["position"] == 5 and first.epoch == 1
+    assert first.state.progress.position == 5 and first.epoch == 1
     first.save(tmp_path / "mid.nnk")
     resumed = nnkit.Runner.from_checkpoint(tmp_path / "mid.nnk")
     resumed.fit()

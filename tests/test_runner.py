@@ -65,7 +65,7 @@ def test_fit_and_evaluate_on_arrays_from_python() -> None:
     rng = np.random.default_rng(0)
     x = rng.standard_normal((128, 2))
     t = (x[:, 0] * x[:, 1] > 0).astype(np.int64)
-    runner = nnkit.Runner(spec)
+    runner = nnkit.Runner.from_spec(spec)
     runner.fit(x, t)
     assert runner.evaluate(x, t)["accuracy"] > 0.9
     assert runner.predict(x).shape == (128, 2)
@@ -76,7 +76,7 @@ def test_fit_and_evaluate_on_arrays_from_python() -> None:
 def test_inputs_may_be_inferred_from_the_data() -> None:
     spec = nnkit.read_model_file(EXAMPLES / "spiral.toml").to_dict()
     del spec["inputs"]
-    runner = nnkit.Runner(nnkit.validate_spec(spec))
+    runner = nnkit.Runner.from_spec(nnkit.validate_spec(spec))
     assert runner.spec.inputs["x"].shape == [2]
 
 

@@ -9,7 +9,7 @@ import pytest
 
 import nnkit
 from nnkit.modelfile import parse_text, read_text
-from nnkit.schema import model_schema
+from nnkit.modelfile.schema import model_schema
 
 from .conftest import EXAMPLES, ROOT
 

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 import nnkit
-from nnkit.callbacks import EarlyStopping
+from nnkit.training.callbacks import EarlyStopping
 from nnkit.cli import main
 
 from .conftest import EXAMPLES
@@ -31,7 +31,7 @@ SMALL = {
 
 
 def runner(**changes) -> nnkit.Runner:  # type: ignore[no-untyped-def]
-    return nnkit.Runner(nnkit.validate_spec({**SMALL, **changes}), checkpoint_dir=changes.pop("_dir", None))
+    return nnkit.Runner.from_spec(nnkit.validate_spec({**SMALL, **changes}), checkpoint_dir=changes.pop("_dir", None))
 
 
 def test_a_validation_split_is_held_out_and_scored() -> None:
@@ -57,7 +57,7 @@ def test_validation_needs_exactly_one_source() -> None:
 
 
 def test_checkpoints_every_n_epochs_keep_k_and_the_best(tmp_path: Path) -> None:
-    r = nnkit.Runner(nnkit.validate_spec({**SMALL, "train": {**SMALL["train"], "epochs": 7},
+    r = nnkit.Runner.from_spec(nnkit.validate_spec({**SMALL, "train": {**SMALL["train"], "epochs": 7},
                                           "validation": {"split": 0.2},
                                           "callbacks": [{"type": "checkpoint", "every": 2, "keep": 2,
                                                          "best": "val_accuracy"}]}),
@@ -75,7 +75,7 @@ def test_early_stopping_restores_the_best_and_survives_a_resume(tmp_path: Path) 
     spec = {**SMALL, "optimizer": {"type": "SGD", "lr": 3.0}, "train": {**SMALL["train"], "epochs": 200},
             "validation": {"split": 0.3},
             "callbacks": [{"type": "early_stopping", "metric": "val_loss", "patience": 3}]}
-    r = nnkit.Runner(nnkit.validate_spec(spec))
+    r = nnkit.Runner.from_spec(nnkit.validate_spec(spec))
     r.fit()
     stop = next(cb for cb in r.callbacks if isinstance(cb, EarlyStopping))
     assert r.epoch < 200 and stop.stopped_epoch == r.epoch and r.epoch - stop.best_epoch == 3
@@ -83,7 +83,7 @@ def test_early_stopping_restores_the_best_and_survives_a_resume(tmp_path: Path) 
     assert r.evaluate(held.x, held.t)["loss"] == pytest.approx(stop.best_value)  # best params back
     assert any("restored epoch" in note for note in r.notes)
 
-    half = nnkit.Runner(nnkit.validate_spec(spec))
+    half = nnkit.Runner.from_spec(nnkit.validate_spec(spec))
     half.fit(epochs=stop.best_epoch + 1)  # stop within the patience window, save, resume
     half.save(tmp_path / "half.nnk")
     resumed = nnkit.Runner.from_checkpoint(tmp_path / "half.nnk")
@@ -117,9 +117,9 @@ def test_an_absurd_learning_rate_stops_with_the_step_and_the_layer(tmp_path: Pat
 def test_stable_softmax_with_loss_in_float32() -> None:
     spec = nnkit.validate_spec({"dtype": "float32", "inputs": {"x": {"shape": [3]}},
                                 "nodes": [{"type": "Add"}], "loss": {"type": "SoftmaxWithLoss"}})
-    net = nnkit.Network(spec, rng=np.random.default_rng(0))
+    net = nnkit.Network.from_spec(spec, nnkit.get_registry(), rng=np.random.default_rng(0))
     x = np.array([[1e4, -1e4, 0.0], [-1e4, 1e4, 1e4]], dtype=np.float32)
-    loss = net.loss(x, np.array([1, 0]))
+    loss = net.loss(x, np.array([1, 0])).loss
     net.backward()
     dx = net.loss_layer.backward()
     assert np.isfinite(loss) and loss > 1e3  # log-sum-exp: huge but exact, not inf
@@ -285,7 +285,7 @@ def test_predict_feeds_a_several_input_network_from_columns(tmp_path: Path, caps
 def test_the_bar_without_tqdm_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
     import builtins
 
-    from nnkit.progress import reporter
+    from nnkit.training.progress import reporter
 
     real_import = builtins.__import__
 

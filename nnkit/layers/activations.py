@@ -14,6 +14,12 @@ class _Elementwise(Layer):
         return in_shape
 
 
+def sigmoid(x: np.ndarray) -> np.ndarray:
+    """1 / (1 + exp(-x)) in its tanh form, which never overflows (exp(-x) does for very
+    negative x)."""
+    return 0.5 * (1.0 + np.tanh(0.5 * x))
+
+
 class SigmoidConfig(LayerConfig):
     type: Literal["Sigmoid"] = "Sigmoid"
 
@@ -25,8 +31,7 @@ class Sigmoid(_Elementwise):
     examples = [({}, [(4,)]), ({}, [(2, 3)])]
 
     def forward(self, x: np.ndarray, train: bool = False) -> np.ndarray:
-        # The tanh form never overflows, unlike exp(-x) for very negative x.
-        self.y = 0.5 * (1.0 + np.tanh(0.5 * x))
+        self.y = sigmoid(x)
         return self.y
 
     def backward(self, dy: np.ndarray) -> np.ndarray:

@@ -12,7 +12,8 @@ import numpy as np
 from pydantic import Field
 
 from nnkit.layer import LayerConfig, LossLayer, Shape
-from nnkit.layers.activations import softmax
+from nnkit.labels import class_indices
+from nnkit.layers.activations import sigmoid, softmax
 
 _ROWS: dict[int, np.ndarray] = {}
 
@@ -56,8 +57,7 @@ class SoftmaxWithLoss(LossLayer):
         c = x.shape[-1]
         scores = x if x.ndim == 2 else x.reshape(-1, c)
         n = scores.shape[0]
-        if t.size == x.size and c > 1:  # one-hot targets
-            t = t.reshape(-1, c).argmax(axis=1)
+        t = class_indices(t, x.shape)
         labels = t.reshape(-1)
         if labels.shape[0] != n:
             raise ValueError(f"targets of shape {t.shape} do not match scores of shape {x.shape}")
@@ -129,7 +129,7 @@ class SigmoidWithLoss(LossLayer):
         if t.size != x.size:
             raise ValueError(f"targets of shape {t.shape} do not match scores of shape {x.shape}")
         t = t.reshape(x.shape).astype(x.dtype, copy=False)
-        self.y = 0.5 * (1.0 + np.tanh(0.5 * x))
+        self.y = sigmoid(x)
         self.t = t
         return float(np.mean(np.logaddexp(0.0, x) - t * x))
 
@@ -137,7 +137,7 @@ class SigmoidWithLoss(LossLayer):
         return (self.y - self.t) * (dout / self.t.size)
 
     def predict(self, x: np.ndarray) -> np.ndarray:
-        return 0.5 * (1.0 + np.tanh(0.5 * x))
+        return sigmoid(x)
 
     @classmethod
     def example_targets(cls, config: LayerConfig, input_shape: Shape, batch: int,

@@ -26,6 +26,6 @@ def test_swish_passes_the_layer_contract() -> None:
 
 def test_swish_from_a_model_file_spec() -> None:
     spec = nnkit.validate_spec({"inputs": {"x": {"shape": [3]}}, "nodes": [{"type": "Swish", "beta": 1.0}]})
-    net = nnkit.Network(spec, rng=np.random.default_rng(0))
+    net = nnkit.Network.from_spec(spec, nnkit.get_registry(), rng=np.random.default_rng(0))
     x = np.array([[-1.0, 0.0, 2.0]])
     assert np.allclose(net.forward(x), x / (1 + np.exp(-x)))

@@ -2,7 +2,7 @@
 
 A migration is a plain data transformation registered here, never code read from a file:
 `MIGRATIONS[v]` turns a version-v document into a version-(v+1) one. Files without
-`format_version` are taken to be the current version.
+`format_version` are taken to be the current version, `nnkit.spec.FORMAT_VERSION`.
 """
 
 from __future__ import annotations
@@ -10,11 +10,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from nnkit import spec
 from nnkit.errors import ModelFileError
 from nnkit.version import __version__
-
-#: The model-file format this nnkit writes and reads natively.
-FORMAT_VERSION = 1
 
 Migration = Callable[[dict[str, Any]], dict[str, Any]]
 #: version → the function that upgrades a document of that version by one.
@@ -22,15 +20,16 @@ MIGRATIONS: dict[int, Migration] = {}
 
 
 def upgrade(data: dict[str, Any], source: str) -> dict[str, Any]:
-    """`data` brought to FORMAT_VERSION through the registered migrations."""
-    version = data.get("format_version", FORMAT_VERSION)
+    """`data` brought to the current format version through the registered migrations."""
+    current = spec.FORMAT_VERSION  # read at call time: tests pretend another
+    version = data.get("format_version", current)
     if not isinstance(version, int) or isinstance(version, bool) or version < 1:
         raise ModelFileError(f"{source}: format_version must be a whole number ≥ 1, not {version!r}")
-    if version > FORMAT_VERSION:
+    if version > current:
         raise ModelFileError(
             f"{source}: format_version {version} needs a newer nnkit: this is nnkit {__version__}, which reads "
-            f"model files up to format_version {FORMAT_VERSION}; pip install -U nnkit")
-    while version < FORMAT_VERSION:
+            f"model files up to format_version {current}; pip install -U nnkit")
+    while version < current:
         migration = MIGRATIONS.get(version)
         if migration is None:
             raise ModelFileError(f"{source}: no migration from format_version {version} is known")

@@ -1,6 +1,6 @@
-"""Callbacks: hooks into the training loop. nnkit's own logging, progress bar, periodic and
-best checkpoints, early stopping and NaN guard are callbacks; plugins register more through
-the `register_callbacks` hook, and a model file turns them on in `[[callbacks]]`.
+"""Callbacks: hooks into the training loop. nnkit's own progress display, periodic and best
+checkpoints, early stopping and NaN guard are callbacks; plugins register more through the
+`register_callbacks` hook, and a model file turns them on in `[[callbacks]]`.
 
 A callback may keep state that must survive a resume: plain data from `state()` and
 arrays from `arrays()`; the runner stores both in the checkpoint under the callback's `key`.
@@ -19,9 +19,10 @@ from pydantic import Field
 from nnkit.config import Config
 from nnkit.errors import ModelFileError, TrainingError
 from nnkit.hookspecs import Register, hookimpl
+from nnkit.names import ParamRef
 
 if TYPE_CHECKING:
-    from nnkit.runner import Runner
+    from nnkit.training.runner import Runner
 
 
 class Callback:
@@ -116,12 +117,13 @@ def metric_of(record: dict[str, float], metric: str, who: str) -> float:
 def non_finite_report(runner: Runner) -> str:
     """Where the first non-finite number is: a node's output, else a param."""
     net = runner.network
-    values = getattr(net, "values", {})
-    for node in net.order:
+    values = runner.last_step.values if runner.last_step is not None else {}
+    for node in net.spec.order:
         value = values.get(node.name)
         if value is not None and np.issubdtype(value.dtype, np.floating) and not np.all(np.isfinite(value)):
             layer = net.layers[node.name]
-            bad = [f"{node.name}.{p}" for p, a in zip(layer.param_names, layer.params) if not np.all(np.isfinite(a))]
+            bad = [str(ParamRef(node.name, p)) for p, a in zip(layer.param_names, layer.params)
+                   if not np.all(np.isfinite(a))]
             cause = f", whose param {', '.join(repr(b) for b in bad)} holds non-finite values" if bad else ""
             return f"the first non-finite values are in the output of node {node.name!r} ({node.type}){cause}"
     for name, param in net.params.items():

@@ -5,7 +5,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
+
+from nnkit.config import Strict
+from nnkit.modelfile.schema import SCHEMA_DIALECT
+from nnkit.training.state import Count, Name, Progress
 
 FORMAT = "nnkit.checkpoint"
 FORMAT_VERSION = 2
@@ -17,17 +21,14 @@ MAX_PAYLOAD = 2**32 - 1  # msgpack bin32
 #: The only dtypes a checkpoint may hold, all little-endian.
 DTYPES = ("<f2", "<f4", "<f8", "|i1", "<i2", "<i4", "<i8", "|u1", "<u2", "<u4", "<u8", "|b1")
 
-Name = Annotated[str, Field(max_length=512)]
-Count = Annotated[int, Field(ge=0, le=2**63 - 1)]
 
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, allow_inf_nan=True)
+class _Strict(Strict):
+    model_config = ConfigDict(allow_inf_nan=True)  # a header may hold NaN metrics
 
 
 class ArrayEntry(_Strict):
     """Where one array lives: offset from the payload base, length in bytes, and the
-    payload's checksum as fixed-width lowercase hex (see ckptfile.write for why fixed):
+    payload's checksum as fixed-width lowercase hex (see container.write for why fixed):
     `xxh3` (XXH3-64, format 2) or `crc32` (format 1 files)."""
 
     dtype: Literal[DTYPES]  # type: ignore[valid-type]
@@ -68,20 +69,6 @@ class OptimizerInfo(_Strict):
     iterations: Count
 
 
-Metric = float | int | None
-
-
-class Progress(_Strict):
-    """How far training got: enough to continue exactly where it stopped."""
-
-    epoch: Count = 0  # finished epochs
-    step: Count = 0  # optimizer steps so far
-    position: Count = 0  # steps done in the unfinished epoch (its order is the array progress/order)
-    history: list[dict[Name, Metric]] = Field(default_factory=list, max_length=10_000_000)
-    running: dict[Name, float] = Field(default_factory=dict)  # the unfinished epoch's sums
-    callbacks: dict[Name, dict[Name, Any]] = Field(default_factory=dict)  # e.g. early stopping
-
-
 class Header(_Strict):
     """Everything before the payloads."""
 
@@ -91,7 +78,7 @@ class Header(_Strict):
     created: Name  # ISO 8601, UTC; kept when training resumes
     spec: dict[Name, Any]  # the validated model spec, as plain data
     plugins: dict[Name, PluginLock]  # layer type → provider
-    progress: Progress = Progress()
+    progress: Progress = Field(default_factory=Progress)
     rng: dict[Name, RngState] = Field(default_factory=dict)  # stream name → state
     optimizer: OptimizerInfo | None = None
     arrays: dict[Name, ArrayEntry] = Field(max_length=MAX_ARRAYS)
@@ -103,3 +90,9 @@ class Header(_Strict):
             if getattr(entry, wanted) is None:
                 raise ValueError(f"array {name!r}: format {self.format_version} files use {wanted} checksums")
         return self
+
+
+def header_schema() -> dict[str, Any]:
+    """The JSON Schema of a checkpoint's header (the msgpack map after the magic)."""
+    schema = Header.model_json_schema()
+    return {"$schema": SCHEMA_DIALECT, **schema, "title": "nnkit checkpoint header"}

@@ -16,7 +16,7 @@ from pydantic import Field
 
 from nnkit.config import Config
 from nnkit.hookspecs import Register, hookimpl
-from nnkit.schedules import ConstantSchedule, Schedule
+from nnkit.optim.schedules import ConstantSchedule, Schedule
 
 EPS = 1e-7  # the book's epsilon
 

@@ -1,35 +1,37 @@
-"""Saving and loading networks and training state through the checkpoint container.
+"""Loading networks and training state from checkpoints.
 
-Structure lives in the spec, numbers live in the arrays: loading validates the stored
-spec, builds the network from it (without drawing initial weights), then fills the
-params and grads by name. Array names: `params/<node>.<param>`, `grads/<node>.<param>`,
-`optimizer/<node>.<param>/<slot>`, and `progress/order` (the shuffled order of an
-unfinished epoch).
+Structure lives in the spec, numbers live in the arrays: loading starts reading the
+arrays on worker threads, meanwhile checks the plugins, validates the stored spec and
+builds the network's plan (layers with declared params, nothing allocated), checks the
+stored names, shapes and dtypes against the plan, and then hands the network its arrays
+once. Nothing the file says is run or imported.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import math
 import re
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from nnkit import ckptfile
-from nnkit.arrays import empty_small_pages, lazy_zeros
-from nnkit.ckptheader import FORMAT, FORMAT_VERSION, Header
+from nnkit.checkpoint import container
+from nnkit.checkpoint.header import Header
+from nnkit.checkpoint.memory import empty_small_pages, lazy_zeros
 from nnkit.errors import CheckpointError, ModelFileError
-from nnkit.graph import Network
 from nnkit.modelfile import validate_spec
-from nnkit.optimizers import Optimizer
-from nnkit.plugins import get_registry
+from nnkit.network import ArraySpec, Network, NetworkPlan
+from nnkit.optim.optimizers import Optimizer
 from nnkit.registry import Registry
-from nnkit.rng import state_from_data, state_to_data
-from nnkit.version import __version__
+from nnkit.spec import Spec
+from nnkit.training.rng import state_from_data
+from nnkit.training.state import TrainingState
+
+SECTIONS = ("params", "grads")
 
 
 class PluginVersionWarning(UserWarning):
@@ -39,19 +41,6 @@ class PluginVersionWarning(UserWarning):
 def _major(version: str) -> int | None:
     match = re.match(r"\s*v?(\d+)", version)
     return int(match.group(1)) if match else None
-
-
-@dataclass
-class TrainingState:
-    """Everything besides the network that an exact resume needs."""
-
-    optimizer: Optimizer | None = None
-    rngs: dict[str, np.random.Generator] = field(default_factory=dict)
-    #: epoch, step, position, history, callbacks: see `nnkit.ckptheader.Progress`.
-    progress: dict[str, Any] = field(default_factory=dict)
-    order: np.ndarray | None = None  # the unfinished epoch's shuffled order
-    created: str | None = None  # when the run's first checkpoint was written
-    callback_arrays: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)  # key → name → array
 
 
 @dataclass
@@ -66,54 +55,10 @@ class LoadReport:
     def ok(self) -> bool:
         return not (self.missing or self.unexpected or self.mismatched)
 
-
-def plugin_lock(network: Network, registry: Registry) -> dict[str, dict[str, str]]:
-    """Layer type → the distribution and version that provided it."""
-    types = {n.type for n in network.spec.nodes} | ({network.spec.loss.type} if network.spec.loss else set())
-    lock = {}
-    for name in sorted(types):
-        plugin = registry.get("layer", name).plugin
-        lock[name] = {"distribution": plugin.distribution, "version": plugin.version}
-    return lock
-
-
-def save(path: str | Path, network: Network, state: TrainingState | None = None,
-         *, grads: bool = True, registry: Registry | None = None) -> None:
-    """Write `network` (spec, params, grads) and optional training state to `path`, atomically.
-
-    grads=False writes the params only (an export for inference); such a file loads with
-    `load(path, grads=False)`.
-    """
-    registry = registry or get_registry()
-    state = state or TrainingState()
-    arrays: dict[str, np.ndarray] = {}
-    for name, param in network.params.items():
-        arrays[f"params/{name}"] = param
-    if grads:
-        for name, grad in network.grads.items():
-            arrays[f"grads/{name}"] = grad
-    if state.created is None:
-        state.created = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
-    header: dict[str, Any] = {
-        "format": FORMAT,
-        "format_version": FORMAT_VERSION,
-        "nnkit_version": __version__,
-        "created": state.created,
-        "spec": network.spec.to_dict(),
-        "plugins": plugin_lock(network, registry),
-        "progress": state.progress,
-        "rng": {name: state_to_data(g) for name, g in state.rngs.items()},
-    }
-    if state.optimizer is not None:
-        header["optimizer"] = {"type": state.optimizer.config.type, "iterations": state.optimizer.iterations}
-        for key, value in state.optimizer.state_arrays(list(network.params)).items():
-            arrays[f"optimizer/{key}"] = value
-    if state.order is not None and state.progress.get("position"):
-        arrays["progress/order"] = state.order
-    for key, named in state.callback_arrays.items():
-        for name, value in named.items():
-            arrays[f"callbacks/{key}/{name}"] = value
-    ckptfile.write(path, header, arrays)
+    def __str__(self) -> str:
+        parts = [f"{label}: {', '.join(names)}" for label, names in
+                 (("missing", self.missing), ("unexpected", self.unexpected), ("mismatched", self.mismatched)) if names]
+        return "; ".join(parts)
 
 
 class Checkpoint:
@@ -122,11 +67,11 @@ class Checkpoint:
     It holds the file open: use it in a `with` block or call `close()`.
     """
 
-    def __init__(self, path: str | Path, registry: Registry | None = None, *, writable: bool = False) -> None:
-        self.file = ckptfile.CheckpointFile(path, writable=writable)
+    def __init__(self, path: str | Path, registry: Registry, *, writable: bool = False) -> None:
+        self.file = container.CheckpointFile(path, writable=writable)
         self.path = self.file.path
         self.header: Header = self.file.header
-        self.registry = registry or get_registry()
+        self.registry = registry
 
     def close(self) -> None:
         self.file.close()
@@ -144,7 +89,7 @@ class Checkpoint:
         newer or another distribution now provides the type."""
         spec = self.header.spec
         nodes = spec.get("nodes") if isinstance(spec.get("nodes"), list) else []
-        for node in [*nodes, spec.get("loss")]:
+        for node in [*(nodes or []), spec.get("loss")]:
             if not isinstance(node, dict) or not isinstance(node.get("type"), str):
                 continue
             kind = node["type"]
@@ -182,54 +127,56 @@ class Checkpoint:
         warnings.warn(f"{self.path}: layer type {kind!r} was written by {distribution} {origin.version}; "
                       f"the installed {version} is a newer major version", PluginVersionWarning, stacklevel=4)
 
-    def build(self, *, views: bool = False) -> Network:
-        """The network the stored spec describes, params not yet filled (read-only stand-ins
-        if `views`, to be replaced by `Network.replace_arrays`)."""
+    def spec(self) -> Spec:
+        """The stored spec, validated as a model file is (its plugins checked first)."""
         self.check_plugins()
         try:
-            spec = validate_spec(self.header.spec, f"{self.path} (stored spec)", self.registry)
-            network = Network(spec, rng=np.random.default_rng(0), registry=self.registry,
-                              source=str(self.path), skip_init="views" if views else True)
+            return validate_spec(self.header.spec, f"{self.path} (stored spec)", self.registry)
         except ModelFileError as exc:
             raise CheckpointError(str(exc)) from None
-        network.use_rng(self.rng("network"))
-        return network
+
+    def plan(self) -> NetworkPlan:
+        """The stored network's plan: layers built from the stored spec, nothing allocated."""
+        spec = self.spec()
+        try:
+            return NetworkPlan(spec, self.registry, source=str(self.path))
+        except ModelFileError as exc:
+            raise CheckpointError(str(exc)) from None
 
     def network(self, *, grads: bool = True, mmap: bool = False, verify: bool = True) -> Network:
-        """Build the network from the stored spec and fill its params (and grads).
+        """Build the network from the stored spec with the stored params (and grads).
 
         mmap=True makes the arrays copy-on-write views of the file (open the checkpoint
         `writable`): nothing is copied until written. Otherwise they are copied into fresh
         arrays. Either way the bytes are read (and checksummed) on worker threads while
-        this thread validates the spec and builds the network. grads=False: grads start as
+        this thread validates the spec and plans the network. grads=False: grads start as
         zeros that take no memory until written. verify=False skips the checksums (the
         layout is checked all the same). A file saved without grads gives zero grads.
         """
         grads = grads and bool(self.file.names("grads/"))
-        sections = ("params", "grads") if grads else ("params",)
+        sections = SECTIONS if grads else SECTIONS[:1]
         names = [name for section in sections for name in self.file.names(section + "/")]
         into = None if mmap else {n: empty_small_pages(tuple(self.file.index[n].shape), self.file.index[n].dtype)
                                   for n in names}
         reading = self.file.read(names, verify=verify, into=into)
         try:
-            network = self.build(views=True)
+            plan = self.plan()
+            wanted = plan.arrays()
             for section in sections:
-                report = self._compare(section, getattr(network, section))
+                report = self.compare(section, wanted)
                 if not report.ok:
-                    raise CheckpointError(
-                        f"{self.path}: {section} do not match the stored spec: {_describe(report)}")
+                    raise CheckpointError(f"{self.path}: {section} do not match the stored spec: {report}")
         except BaseException:
             reading.cancel()
             raise
         arrays = reading.result()
-        split: dict[str, dict[str, np.ndarray]] = {section: {} for section in ("params", "grads")}
+        split: dict[str, dict[str, np.ndarray]] = {section: {} for section in SECTIONS}
         for name, array in arrays.items():
             section, key = name.split("/", 1)
             split[section][key] = array
         if not grads:
-            split["grads"] = {n: lazy_zeros(a.shape, a.dtype) for n, a in network.params.items()}
-        network.replace_arrays(**split)
-        return network
+            split["grads"] = {n: lazy_zeros(a.shape, a.dtype) for n, a in wanted.items()}
+        return Network(plan, rng=self.rng("network"), params=split["params"], grads=split["grads"])
 
     def load_into(self, network: Network, *, strict: bool = True, grads: bool = True) -> LoadReport:
         """Copy stored params (and grads) into `network` by name.
@@ -237,35 +184,36 @@ class Checkpoint:
         strict: any missing, unexpected or mis-shaped name raises one CheckpointError listing
         them all, and nothing is copied. Otherwise what fits is copied and the rest reported.
         """
+        sections = SECTIONS if grads else SECTIONS[:1]
+        targets = {section: getattr(network, section) for section in sections}
         report = LoadReport()
-        for section in ("params", "grads") if grads else ("params",):
-            part = self._compare(section, getattr(network, section))
+        for section in sections:
+            part = self.compare(section, {k: ArraySpec(a.shape, a.dtype) for k, a in targets[section].items()})
             report.missing += part.missing
             report.unexpected += part.unexpected
             report.mismatched += part.mismatched
         if strict and not report.ok:
-            raise CheckpointError(f"{self.path}: does not fit the network: {_describe(report)}")
+            raise CheckpointError(f"{self.path}: does not fit the network: {report}")
         skip = {m.split(":", 1)[0] for m in report.mismatched}
-        fitting = {f"{section}/{name}": target
-                   for section in (("params", "grads") if grads else ("params",))
-                   for name, target in getattr(network, section).items()}
+        fitting = {f"{section}/{name}": target for section in sections for name, target in targets[section].items()}
         fitting = {key: target for key, target in fitting.items() if key in self.file.index and key not in skip}
         verified = self.file.arrays(list(fitting))  # every checksum first: a damaged file changes nothing
         for key, target in fitting.items():
             target[...] = verified[key]
         return report
 
-    def _compare(self, section: str, targets: dict[str, np.ndarray]) -> LoadReport:
+    def compare(self, section: str, wanted: Mapping[str, ArraySpec]) -> LoadReport:
+        """How the stored `section` ("params" or "grads") differs from the arrays `wanted`."""
         stored = {n.split("/", 1)[1]: self.file.index[n] for n in self.file.names(section + "/")}
         report = LoadReport(
-            missing=[f"{section}/{n}" for n in targets if n not in stored],
-            unexpected=[f"{section}/{n}" for n in stored if n not in targets],
+            missing=[f"{section}/{n}" for n in wanted if n not in stored],
+            unexpected=[f"{section}/{n}" for n in stored if n not in wanted],
         )
-        for name, target in targets.items():
+        for name, want in wanted.items():
             entry = stored.get(name)
-            if entry is not None and (tuple(entry.shape) != target.shape or np.dtype(entry.dtype) != target.dtype):
+            if entry is not None and (tuple(entry.shape) != want.shape or np.dtype(entry.dtype) != want.dtype):
                 report.mismatched.append(f"{section}/{name}: file {np.dtype(entry.dtype)} {tuple(entry.shape)} "
-                                         f"vs network {target.dtype} {target.shape}")
+                                         f"vs network {want.dtype} {want.shape}")
         return report
 
     def rng(self, name: str) -> np.random.Generator:
@@ -290,9 +238,9 @@ class Checkpoint:
         # The stored order, so that a re-save writes the same bytes.
         rngs = {name: network.rng if name == "network" else self.rng(name) for name in self.header.rng}
         rngs.setdefault("network", network.rng)
-        progress = self.header.progress.model_dump()
+        progress = self.header.progress.model_copy(deep=True)
         order = None
-        if progress["position"]:
+        if progress.position:
             if "progress/order" not in self.file.index:
                 raise CheckpointError(f"{self.path}: an unfinished epoch without its order")
             order = np.array(self.file.array("progress/order"))
@@ -303,17 +251,8 @@ class Checkpoint:
         return TrainingState(optimizer, rngs, progress, order, self.header.created, callback_arrays)
 
 
-def _describe(report: LoadReport) -> str:
-    parts = []
-    for label, names in (("missing", report.missing), ("unexpected", report.unexpected),
-                         ("mismatched", report.mismatched)):
-        if names:
-            parts.append(f"{label}: {', '.join(names)}")
-    return "; ".join(parts)
-
-
-def load(path: str | Path, *, grads: bool = True, mmap: bool = False, verify: bool = True,
-         registry: Registry | None = None) -> Network:
+def load(path: str | Path, registry: Registry, *, grads: bool = True, mmap: bool = False,
+         verify: bool = True) -> Network:
     """The network stored at `path`, built from its spec alone, with params and grads filled.
 
     mmap: arrays are copy-on-write views of the file: pages are read when touched and
@@ -323,23 +262,21 @@ def load(path: str | Path, *, grads: bool = True, mmap: bool = False, verify: bo
     checksum (XXH3-64, at memory speed); verify=False skips that, and a mapped load then
     reads nothing up front. Header, layout and sizes are checked either way.
     """
-    checkpoint = Checkpoint(path, registry, writable=mmap)
-    try:
+    with Checkpoint(path, registry, writable=mmap) as checkpoint:
         return checkpoint.network(grads=grads, mmap=mmap, verify=verify)
-    finally:
-        checkpoint.close()
 
 
-def load_into(network: Network, path: str | Path, *, strict: bool = True, grads: bool = True) -> LoadReport:
+def load_into(network: Network, path: str | Path, registry: Registry, *, strict: bool = True,
+              grads: bool = True) -> LoadReport:
     """Copy the params (and grads) stored at `path` into an existing `network`, by name."""
-    with Checkpoint(path) as checkpoint:
+    with Checkpoint(path, registry) as checkpoint:
         return checkpoint.load_into(network, strict=strict, grads=grads)
 
 
 def verify(path: str | Path) -> int:
     """Check every payload's checksum; returns the number of arrays checked, or raises a
     CheckpointError naming the first damaged one."""
-    with ckptfile.CheckpointFile(path) as opened:
+    with container.CheckpointFile(path) as opened:
         names = opened.names()
         opened.arrays(names, verify=True)
     return len(names)
@@ -347,7 +284,7 @@ def verify(path: str | Path) -> int:
 
 def inspect(path: str | Path) -> dict[str, Any]:
     """What `nnkit inspect` shows: a summary of the header alone (no array is read)."""
-    with ckptfile.CheckpointFile(path) as opened:
+    with container.CheckpointFile(path) as opened:
         h = opened.header
     nodes = [n for n in h.spec.get("nodes", []) if isinstance(n, dict)]
     loss = h.spec.get("loss") if isinstance(h.spec.get("loss"), dict) else None

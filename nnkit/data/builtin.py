@@ -1,45 +1,21 @@
-"""Datasets: a registered class whose `load(rng)` returns inputs `x` and targets `t`."""
+"""nnkit's built-in datasets, registered through the same hook as a plugin's: the book's
+spiral, arrays from a file, scikit-learn's bundled digits, and the word corpus of
+`nnkit/data/corpus.py`."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar, Literal
+from typing import Literal
 
 import numpy as np
 from pydantic import Field, model_validator
 
 from nnkit.config import Config
+from nnkit.data import Data, Dataset
+from nnkit.data.corpus import Corpus
+from nnkit.data.files import read_array
 from nnkit.errors import DataError, reading
 from nnkit.hookspecs import Register, hookimpl
-
-
-@dataclass(frozen=True)
-class Data:
-    """x: (N, ...) inputs, or a mapping of input name → (N, ...) for networks with several;
-    t: (N, ...) targets (class indices or one-hot)."""
-
-    x: np.ndarray | Mapping[str, np.ndarray]
-    t: np.ndarray
-
-    def __len__(self) -> int:
-        return len(self.t)
-
-
-class Dataset:
-    """Base of every dataset. Subclasses set `Config` and implement `load`."""
-
-    Config: ClassVar[type[Config]]
-
-    def __init__(self, config: Config) -> None:
-        self.config = config
-        #: The folder of the model file that names this dataset: relative paths start there.
-        self.base_dir: Path | None = None
-
-    def load(self, rng: np.random.Generator) -> Data:
-        """Make or read the data; any randomness comes from `rng`."""
-        raise NotImplementedError
 
 
 #: Generated datasets hold at most this many values, so a model file cannot ask for more
@@ -105,8 +81,6 @@ class FileDataset(Dataset):
     config: FileConfig
 
     def load(self, rng: np.random.Generator) -> Data:
-        from nnkit.arrays import read_array  # the CSV/NPY reader shared with `nnkit predict`
-
         c = self.config
         path = Path(c.path)
         if not path.is_absolute() and self.base_dir is not None:
@@ -152,8 +126,6 @@ class Digits(Dataset):
 
 @hookimpl
 def register_datasets(register: Register) -> None:
-    from nnkit.corpus import Corpus  # imported here: corpus.py builds on this module
-
     register(Spiral)
     register(Corpus)
     register(FileDataset)

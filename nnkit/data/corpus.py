@@ -10,7 +10,7 @@ import numpy as np
 from pydantic import Field
 
 from nnkit.config import Config
-from nnkit.datasets import Data, Dataset
+from nnkit.data import Data, Dataset
 
 #: A toy grammar, "subject verb object .", where each verb takes its own kind of object:
 #: words of one kind share their contexts, so CBOW should give them close vectors.

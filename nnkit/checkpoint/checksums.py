@@ -9,7 +9,7 @@ import zlib
 import numpy as np
 import xxhash
 
-from nnkit.ckptheader import ArrayEntry
+from nnkit.checkpoint.header import ArrayEntry
 
 
 def raw_bytes(data: np.ndarray | memoryview) -> memoryview:

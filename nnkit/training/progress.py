@@ -13,19 +13,21 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal, TextIO
 
-from nnkit.callbacks import Callback
 from nnkit.errors import NnkitError
+from nnkit.training.callbacks import Callback
 
 if TYPE_CHECKING:
-    from nnkit.runner import Runner
+    from nnkit.training.runner import Runner
 
 Mode = Literal["auto", "bar", "lines", "none"]
+#: Where plain progress lines go, e.g. `print`.
+Log = Callable[[str], None]
 
 
 class LogLines(Callback):
     """One plain line every `every` epochs (and at the last one)."""
 
-    def __init__(self, log: Callable[[str], None], every: int | None = None) -> None:
+    def __init__(self, log: Log, every: int | None = None) -> None:
         self.log, self.every = log, every
 
     def on_epoch_end(self, runner: Runner, epoch: int, record: dict[str, float]) -> None:
@@ -60,7 +62,7 @@ class ProgressBar(Callback):
         self.started = self.first_step = 0.0
 
     def on_train_begin(self, runner: Runner) -> None:
-        self.started, self.first_step = time.monotonic(), runner.state.progress["step"]
+        self.started, self.first_step = time.monotonic(), runner.state.progress.step
 
     def on_epoch_begin(self, runner: Runner, epoch: int) -> None:
         self.bar = self.tqdm(total=runner.steps_per_epoch, desc=f"epoch {epoch}/{runner.target_epochs}",
@@ -69,10 +71,10 @@ class ProgressBar(Callback):
     def on_step_end(self, runner: Runner, step: int, loss: float) -> None:
         if self.bar is None:  # resumed mid-epoch
             self.on_epoch_begin(runner, runner.epoch + 1)
-            self.bar.update(runner.state.progress["position"] - 1)
+            self.bar.update(runner.state.progress.position - 1)
         self.bar.update(1)
-        position = max(runner.state.progress["position"], 1)
-        running = runner.state.progress["running"]
+        position = max(runner.state.progress.position, 1)
+        running = runner.state.progress.running
         postfix = {k: f"{v / position:.4f}" for k, v in running.items()}
         done = step - self.first_step
         remaining = runner.target_epochs * runner.steps_per_epoch - step

@@ -31,8 +31,8 @@ import numpy as np
 from pydantic import ValidationError
 
 from nnkit.atomic import replacing
-from nnkit.checksums import RunningChecksum, checksum, raw_bytes
-from nnkit.ckptheader import DTYPES, FORMAT, FORMAT_VERSION, MAX_PAYLOAD, ArrayEntry, Header
+from nnkit.checkpoint.checksums import RunningChecksum, checksum, raw_bytes
+from nnkit.checkpoint.header import DTYPES, FORMAT, FORMAT_VERSION, MAX_PAYLOAD, ArrayEntry, Header
 from nnkit.errors import CheckpointError, reading
 
 MAGIC = msgpack.packb("nnkit-ckpt")

@@ -1,0 +1,71 @@
+"""Saving a network and its training state into the checkpoint container.
+
+Array names: `params/<node>.<param>`, `grads/<node>.<param>`,
+`optimizer/<node>.<param>/<slot>`, `progress/order` (the shuffled order of an unfinished
+epoch) and `callbacks/<key>/<name>`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from nnkit.checkpoint import container
+from nnkit.checkpoint.header import FORMAT, FORMAT_VERSION
+from nnkit.network import Network
+from nnkit.registry import Registry
+from nnkit.spec import Spec
+from nnkit.training.rng import state_to_data
+from nnkit.training.state import TrainingState
+from nnkit.version import __version__
+
+
+def plugin_lock(network: Network, registry: Registry) -> dict[str, dict[str, str]]:
+    """Layer type → the distribution and version that provided it."""
+    spec = network.spec
+    types = {n.type for n in spec.nodes} | ({spec.loss.type} if spec.loss is not None else set())
+    lock = {}
+    for name in sorted(types):
+        plugin = registry.get("layer", name).plugin
+        lock[name] = {"distribution": plugin.distribution, "version": plugin.version}
+    return lock
+
+
+def save(path: str | Path, network: Network, registry: Registry, state: TrainingState | None = None,
+         *, grads: bool = True, spec: Spec | None = None) -> None:
+    """Write `network` (spec, params, grads) and optional training state to `path`, atomically.
+
+    grads=False writes the params only (an export for inference); such a file loads with
+    zero grads. Training state (optimizer, RNG streams, progress, callbacks) makes the
+    file resumable: `Runner.from_checkpoint` continues bit for bit. `spec` is the recipe
+    to store (default: the network's own); its network part must be the network's.
+    """
+    arrays: dict[str, np.ndarray] = {f"params/{name}": param for name, param in network.params.items()}
+    if grads:
+        arrays.update({f"grads/{name}": grad for name, grad in network.grads.items()})
+    header: dict[str, Any] = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "nnkit_version": __version__,
+        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "spec": (spec or network.spec).to_dict(),
+        "plugins": plugin_lock(network, registry),
+    }
+    if state is not None:
+        if state.created is None:
+            state.created = header["created"]
+        header["created"] = state.created
+        header["progress"] = state.progress.model_dump(mode="json")
+        header["rng"] = {name: state_to_data(g) for name, g in state.rngs.items()}
+        header["optimizer"] = {"type": state.optimizer.config.type, "iterations": state.optimizer.iterations}
+        for key, value in state.optimizer.state_arrays(list(network.params)).items():
+            arrays[f"optimizer/{key}"] = value
+        if state.order is not None and state.progress.position:
+            arrays["progress/order"] = state.order
+        for key, named in state.callback_arrays.items():
+            for name, value in named.items():
+                arrays[f"callbacks/{key}/{name}"] = value
+    container.write(path, header, arrays)

@@ -1,0 +1,71 @@
+"""The data a spec's recipe names: `[data]`, less a `[validation]` split or beside a
+validation dataset of its own, made on first use from the run's seeded streams."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from nnkit.data import Data, split_data
+from nnkit.errors import DataError
+from nnkit.registry import Registry
+from nnkit.spec import InputSpec, Spec
+
+
+class RecipeData:
+    """The training and validation data of `spec`. Each dataset draws from its own stream
+    of the run's seed, so the same seed always gives the same data, resumed or not."""
+
+    def __init__(self, spec: Spec, registry: Registry, source: str, rngs: Mapping[str, np.random.Generator]) -> None:
+        self.spec, self.registry, self.source, self.rngs = spec, registry, source, rngs
+        #: Relative data paths start at the folder of the model file that names them.
+        self.base_dir = Path(source).parent if source and not source.startswith("<") else None
+        self._all: Data | None = None
+        self._split: tuple[Data, Data | None] | None = None
+
+    @property
+    def all(self) -> Data:
+        """What `[data]` names, whole."""
+        if self._all is None:
+            if self.spec.data is None:
+                raise DataError(f"{self.source}: the model file names no [data]; pass x and t")
+            self._all = self._load(self.spec.data, "data")
+        return self._all
+
+    def _load(self, config: Any, stream: str) -> Data:
+        dataset = self.registry.get("dataset", config.type).cls(config, self.base_dir)
+        try:
+            return dataset.load(self.rngs[stream])
+        except (OSError, ValueError) as exc:
+            raise DataError(f"{self.source}: dataset {config.type!r}: {exc}") from None
+
+    def _splits(self) -> tuple[Data, Data | None]:
+        if self._split is None:
+            v = self.spec.validation
+            if v is None:
+                self._split = (self.all, None)
+            elif v.data is not None:
+                self._split = (self.all, self._load(v.data, "validation"))
+            else:
+                self._split = split_data(self.all, v.split, self.rngs["split"])
+        return self._split
+
+    @property
+    def train(self) -> Data:
+        """What training uses: `[data]` less any validation split."""
+        return self._splits()[0]
+
+    @property
+    def validation(self) -> Data | None:
+        """The held-out data: a split of `[data]`, or a dataset of its own; None without `[validation]`."""
+        return self._splits()[1]
+
+
+def inputs_like(data: Data) -> dict[str, InputSpec]:
+    """Network inputs shaped like the data's samples: `x`, or the data's own names."""
+    arrays = data.x if isinstance(data.x, Mapping) else {"x": data.x}
+    return {name: InputSpec(shape=list(a.shape[1:]), dtype="int" if np.issubdtype(a.dtype, np.integer) else "float")
+            for name, a in arrays.items()}

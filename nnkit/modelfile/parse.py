@@ -1,0 +1,148 @@
+"""Model-file text: reading it (size and encoding checked), parsing TOML, JSON or YAML into
+plain data (duplicate keys, aliases, non-finite constants and deep nesting refused), and
+writing plain data back as text. Parsers build data only; nothing in a file runs."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from nnkit.errors import ModelFileError, reading
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on Python 3.10 only
+    import tomli as tomllib
+
+MAX_FILE_BYTES = 4 * 1024 * 1024  # model files are small; a larger one is refused unread
+MAX_DEPTH = 32  # nesting of tables and lists; specs need about 6
+FORMATS = {".toml": "toml", ".json": "json", ".yaml": "yaml", ".yml": "yaml"}
+
+
+def format_of(path: Path) -> str:
+    fmt = FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        raise ModelFileError(f"{path}: unknown model-file extension {path.suffix!r}; use {', '.join(FORMATS)}")
+    return fmt
+
+
+def read_text(path: str | Path) -> str:
+    """A model file's text, refusing missing, oversized and non-UTF-8 files."""
+    path = Path(path)
+    with reading(path, ModelFileError, "model file"):
+        size = path.stat().st_size
+        if size > MAX_FILE_BYTES:
+            raise ModelFileError(f"{path}: file is {size} bytes; model files are capped at {MAX_FILE_BYTES}")
+        raw = path.read_bytes()
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ModelFileError(f"{path}: not UTF-8 text (byte {exc.start})") from None
+
+
+def parse_text(text: str, fmt: str, source: str) -> dict[str, Any]:
+    """Parse model-file text in `fmt` ("toml", "json" or "yaml") into plain data."""
+    if len(text) > MAX_FILE_BYTES:
+        raise ModelFileError(f"{source}: {len(text)} characters; model files are capped at {MAX_FILE_BYTES} bytes")
+    try:
+        if fmt == "toml":
+            data = tomllib.loads(text)
+        elif fmt == "json":
+            data = json.loads(text, object_pairs_hook=_no_duplicate_keys, parse_constant=_no_constants)
+        else:
+            data = yaml_loader().load(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ModelFileError(f"{source}: invalid TOML: {exc}") from None
+    except json.JSONDecodeError as exc:
+        raise ModelFileError(f"{source}:{exc.lineno}:{exc.colno}: invalid JSON: {exc.msg}") from None
+    except RecursionError:
+        raise ModelFileError(f"{source}: nested too deeply (the cap is {MAX_DEPTH} levels)") from None
+    except ValueError as exc:
+        raise ModelFileError(f"{source}: invalid {fmt.upper()}: {exc}") from None
+    if not isinstance(data, dict):
+        raise ModelFileError(f"{source}: the top level must be a table/object, not {type(data).__name__}")
+    if _depth(data) > MAX_DEPTH:
+        raise ModelFileError(f"{source}: nested too deeply (the cap is {MAX_DEPTH} levels)")
+    return data
+
+
+def _depth(value: Any, level: int = 0) -> int:
+    if level > MAX_DEPTH:
+        return level
+    if isinstance(value, dict):
+        return max((_depth(v, level + 1) for v in value.values()), default=level + 1)
+    if isinstance(value, list):
+        return max((_depth(v, level + 1) for v in value), default=level + 1)
+    return level
+
+
+def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in result:
+            raise ValueError(f"duplicate key {key!r}")
+        result[key] = value
+    return result
+
+
+def _no_constants(name: str) -> Any:
+    raise ValueError(f"{name} is not a number nnkit accepts")
+
+
+class _YamlModule:
+    """PyYAML behind the optional extra, with a loader fit for files from strangers."""
+
+    def __init__(self) -> None:
+        try:
+            import yaml
+        except ImportError:
+            raise ModelFileError("YAML model files need PyYAML: pip install 'nnkit[yaml]'") from None
+        self.yaml = yaml
+
+        class Loader(yaml.SafeLoader):
+            def compose_node(self, parent, index):  # type: ignore[no-untyped-def]
+                if self.check_event(yaml.AliasEvent):
+                    event = self.peek_event()
+                    raise ValueError(f"line {event.start_mark.line + 1}: YAML aliases are not allowed")
+                return super().compose_node(parent, index)
+
+            def construct_mapping(self, node, deep=False):  # type: ignore[no-untyped-def]
+                seen = set()
+                for key, _ in node.value:
+                    if key.value in seen:
+                        raise ValueError(f"line {key.start_mark.line + 1}: duplicate key {key.value!r}")
+                    seen.add(key.value)
+                return super().construct_mapping(node, deep=deep)
+
+        self.Loader = Loader
+
+    def load(self, text: str) -> Any:
+        try:
+            return self.yaml.load(text, Loader=self.Loader)  # noqa: S506 - a SafeLoader subclass
+        except self.yaml.YAMLError as exc:
+            raise ValueError(str(exc).replace("\n", " ")) from None
+
+    def compose(self, text: str) -> Any:
+        return self.yaml.compose(text, Loader=self.Loader)  # noqa: S506
+
+    def dump(self, data: Any) -> str:
+        return self.yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
+
+
+def yaml_loader() -> _YamlModule:
+    return _YamlModule()
+
+
+def dump_text(data: dict[str, Any], fmt: str) -> str:
+    """Plain data as model-file text in `fmt`."""
+    if fmt == "json":
+        return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+    if fmt == "yaml":
+        return yaml_loader().dump(data)
+    try:
+        import tomli_w
+    except ImportError:
+        raise ModelFileError("writing TOML needs tomli-w: pip install 'nnkit[toml]'") from None
+    return tomli_w.dumps(data)

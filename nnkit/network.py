@@ -1,0 +1,356 @@
+"""A network: the spec's nodes built into layers, run forward and backward in graph order.
+
+Building happens in two steps, so that arrays are made exactly once:
+1. `NetworkPlan(spec, registry)` builds every layer from its input shapes: shapes are
+   inferred, params *declared*, shared and tied params resolved, and the param count
+   checked against the cap — nothing is allocated.
+2. `Network(plan, rng=...)` gives every layer its arrays, once: fresh ones drawn from
+   `rng`, or the `params` (and `grads`) it is handed, e.g. copied or mapped from a
+   checkpoint.
+
+Params and grads are exposed as mappings from stable names (`"<node>.<param>"`, e.g.
+`fc1.W`) to the layers' own arrays, so that writing into them changes the network.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import cached_property
+
+import numpy as np
+
+from nnkit.data import Inputs, count_rows, take_rows
+from nnkit.errors import DataError, ModelFileError, PluginError
+from nnkit.layer import Layer, LossLayer, ParamDecl, Shape
+from nnkit.names import ParamRef
+from nnkit.registry import Registry
+from nnkit.spec import Node, Spec
+
+#: Networks with more params than this are refused before anything is allocated;
+#: raise it with NNKIT_MAX_PARAMS or `NetworkPlan(..., max_params=...)`.
+DEFAULT_MAX_PARAMS = 1_000_000_000
+
+
+@dataclass(frozen=True)
+class SharedParam:
+    """Param `index` of node `node` is the param `owner` (transposed if `transpose`)."""
+
+    node: str
+    index: int
+    owner: ParamRef
+    transpose: bool
+
+
+@dataclass(frozen=True)
+class ArraySpec:
+    """The shape and dtype a network's param (and its grad) must have."""
+
+    shape: Shape
+    dtype: np.dtype
+
+
+class NetworkPlan:
+    """The spec's layers, built and wired, their params declared but not allocated."""
+
+    def __init__(self, spec: Spec, registry: Registry, *, source: str = "<spec>",
+                 max_params: int | None = None) -> None:
+        if spec.inputs is None:
+            raise ModelFileError(f"{source}: the network's input shapes are unknown; declare [inputs]")
+        self.spec, self.source = spec, source
+        self.dtype = np.dtype(spec.dtype)
+        shapes: dict[str, Shape] = {name: tuple(inp.shape) for name, inp in spec.inputs.items()}
+        self.layers: dict[str, Layer] = {}
+        for node in spec.order:
+            self.layers[node.name] = layer = self._build(registry, node, shapes)
+            shapes[node.name] = layer.output_shape
+        self.shapes = shapes
+        self.loss_layer: LossLayer | None = None
+        if spec.loss is not None:
+            layer = self._build(registry, spec.loss, shapes)
+            if not isinstance(layer, LossLayer):
+                raise ModelFileError(f"{source}: loss: {spec.loss.type} is not a loss layer")
+            self.loss_layer = layer
+        #: Every layer that may hold params, by node name: the nodes and the loss.
+        self.holders: dict[str, Layer] = {**self.layers}
+        if spec.loss is not None and self.loss_layer is not None:
+            self.holders[spec.loss.name] = self.loss_layer
+        self.shared = self._resolve_shared()
+        borrowed = {(s.node, s.index) for s in self.shared}
+        #: The params the network owns (shared ones once, under their owner's name), in
+        #: graph order: what a checkpoint stores and an optimizer updates.
+        self.owned: dict[str, ParamDecl] = {
+            str(ParamRef(name, decl.name)): decl
+            for name, layer in self.holders.items() for i, decl in enumerate(layer.declared)
+            if (name, i) not in borrowed}
+        cap = max_params if max_params is not None else max_params_from_env()
+        if self.param_count() > cap:
+            raise ModelFileError(f"{source}: the network has {self.param_count():,} params, over the cap of "
+                                 f"{cap:,} (set NNKIT_MAX_PARAMS to raise it)")
+
+    def _build(self, registry: Registry, node: Node, shapes: dict[str, Shape]) -> Layer:
+        try:
+            cls = registry.get("layer", node.type).cls
+        except PluginError as exc:
+            raise ModelFileError(f"{self.source}: node {node.name!r}: {exc}") from None
+        in_shapes = [shapes[i] for i in node.inputs]
+        if not cls.accepts(len(in_shapes)):
+            expected = cls.num_inputs if isinstance(cls.num_inputs, int) else \
+                f"{cls.num_inputs[0]} to {cls.num_inputs[1] or 'any number of'}"
+            raise ModelFileError(
+                f"{self.source}: node {node.name!r} ({node.type}) takes {expected} input(s), got {len(in_shapes)}")
+        try:
+            layer: Layer = cls(node.config, in_shapes, dtype=self.dtype)
+        except ValueError as exc:
+            shown = ", ".join(f"{i} {s}" for i, s in zip(node.inputs, in_shapes))
+            raise ModelFileError(
+                f"{self.source}: node {node.name!r} ({node.type}) with inputs {shown}: {exc}") from None
+        return layer
+
+    def _declared(self, ref: ParamRef) -> ParamDecl | None:
+        layer = self.holders.get(ref.node)
+        return next((d for d in layer.declared if d.name == ref.param), None) if layer is not None else None
+
+    def _resolve_shared(self) -> list[SharedParam]:
+        """Check every `share`/`tie` and follow chains to the param that owns the array."""
+        links: dict[ParamRef, tuple[ParamRef, bool]] = {}
+        for node in [*self.spec.order, *([self.spec.loss] if self.spec.loss is not None else [])]:
+            layer = self.holders[node.name]
+            for field, transpose, refs in (("share", False, node.share), ("tie", True, node.tie)):
+                for pname, owner in refs.items():
+                    if pname not in layer.param_names:
+                        raise ModelFileError(f"{self.source}: node {node.name!r} has no param {pname!r} to {field} "
+                                             f"(it has {layer.param_names or 'none'})")
+                    if self._declared(owner) is None:
+                        raise ModelFileError(f"{self.source}: node {node.name!r} {field}s {str(owner)!r}, but node "
+                                             f"{owner.node!r} has no param {owner.param!r}")
+                    links[ParamRef(node.name, pname)] = (owner, transpose)
+        shared = []
+        for ref, (owner, transpose) in links.items():
+            seen = {ref}
+            while owner in links:  # a chain: a shares b, b shares c → a is c
+                if owner in seen:
+                    raise ModelFileError(f"{self.source}: params share in a circle: "
+                                         f"{' -> '.join(sorted(map(str, seen)))}")
+                seen.add(owner)
+                owner, more = links[owner]
+                transpose ^= more
+            mine, theirs = self._declared(ref), self._declared(owner)
+            assert mine is not None and theirs is not None  # checked above
+            want = theirs.shape[::-1] if transpose else theirs.shape
+            if mine.shape != want:
+                how = "tie (transposed)" if transpose else "share"
+                raise ModelFileError(f"{self.source}: node {ref.node!r} cannot {how} {str(owner)!r}: its "
+                                     f"{ref.param} is {mine.shape}, {owner} gives {want}")
+            shared.append(SharedParam(ref.node, self.holders[ref.node].param_names.index(ref.param), owner, transpose))
+        return shared
+
+    def param_count(self) -> int:
+        """Number of trainable numbers, each shared array counted once."""
+        return sum(int(np.prod(d.shape, dtype=np.int64)) for d in self.owned.values())
+
+    def arrays(self) -> dict[str, ArraySpec]:
+        """What each owned param (and its grad) must be, by name."""
+        return {name: ArraySpec(d.shape, self.dtype) for name, d in self.owned.items()}
+
+    @property
+    def output_shape(self) -> Shape:
+        """Per-sample shape of the first output."""
+        return self.shapes[self.spec.outputs[0]]
+
+    def describe(self) -> str:
+        """One line: nodes, params, output shape and loss."""
+        loss = f", loss {self.spec.loss.type}" if self.spec.loss is not None else ""
+        return (f"{len(self.spec.nodes)} nodes, {self.param_count():,} params, "
+                f"output {'×'.join(map(str, self.output_shape)) or 'scalar'} per sample{loss}")
+
+
+def max_params_from_env() -> int:
+    """The param cap: NNKIT_MAX_PARAMS, else DEFAULT_MAX_PARAMS."""
+    return int(os.environ.get("NNKIT_MAX_PARAMS", DEFAULT_MAX_PARAMS))
+
+
+class LossResult:
+    """What one `Network.loss` call gives: the mean loss, every node's output (N, ...) by
+    name, and the predictions users see (class probabilities for a classifier), computed
+    only when asked for and reused from the loss layer's forward when it kept them."""
+
+    def __init__(self, loss: float, values: dict[str, np.ndarray], loss_layer: LossLayer, scores: np.ndarray) -> None:
+        self.loss, self.values = loss, values
+        self._loss_layer, self._scores = loss_layer, scores
+
+    @cached_property
+    def predictions(self) -> np.ndarray:
+        kept = self._loss_layer.last_predictions()
+        return kept if kept is not None else self._loss_layer.predict(self._scores)
+
+
+class Network:
+    """Layers wired as the spec's DAG, with their arrays. Build with `Network.from_spec`,
+    or from a `NetworkPlan` when the arrays come from elsewhere (see `nnkit.checkpoint`)."""
+
+    def __init__(self, plan: NetworkPlan, *, rng: np.random.Generator,
+                 params: Mapping[str, np.ndarray] | None = None, grads: Mapping[str, np.ndarray] | None = None) -> None:
+        """Give every layer of `plan` its arrays, once. `params` (by name, exactly the
+        plan's `owned` ones; default: fresh, drawn from `rng` in graph order) and `grads`
+        (default: zeros) are adopted as they are, not copied. `rng` is also what layers
+        draw randomness from (dropout)."""
+        self.spec, self.rng, self.dtype = plan.spec, rng, plan.dtype
+        self.layers, self.loss_layer, self.shapes = plan.layers, plan.loss_layer, plan.shapes
+        self.shared = plan.shared
+        self.input_names = plan.spec.input_names
+        self.outputs = list(plan.spec.outputs)
+        for given, what in ((params, "params"), (grads, "grads")):
+            if given is not None and set(given) != set(plan.owned):
+                raise ValueError(f"{what} given for {sorted(set(given) ^ set(plan.owned))} do not match the network")
+        self.params: dict[str, np.ndarray] = {}
+        self.grads: dict[str, np.ndarray] = {}
+        for name, decl in plan.owned.items():
+            self.params[name] = params[name] if params is not None else decl.fresh(rng, self.dtype)
+            self.grads[name] = grads[name] if grads is not None else np.zeros(decl.shape, dtype=self.dtype)
+        borrowed = {(s.node, s.index): s for s in self.shared}
+        self._holders = plan.holders
+        for node_name, layer in plan.holders.items():
+            layer_params, layer_grads = [], []
+            for i, decl in enumerate(layer.declared):
+                share = borrowed.get((node_name, i))
+                if share is None:
+                    key = str(ParamRef(node_name, decl.name))
+                    layer_params.append(self.params[key])
+                    layer_grads.append(self.grads[key])
+                else:  # the owner's array (a transposed view when tied); a grad of its own
+                    owner = self.params[str(share.owner)]
+                    layer_params.append(owner.T if share.transpose else owner)
+                    layer_grads.append(np.zeros(decl.shape, dtype=self.dtype))
+            layer.attach(layer_params, layer_grads, rng)
+        data_inputs = set(self.input_names)
+        for node in self.spec.order:  # no one needs dL/d(data): the first layers may skip it
+            self.layers[node.name].needs_input_grad = not data_inputs.issuperset(node.inputs)
+        # Both passes compiled once: (layer, node name, its inputs), in graph order.
+        self._forward_plan = [(self.layers[n.name], n.name, n.inputs) for n in self.spec.order]
+        self._backward_plan = self._forward_plan[::-1]
+
+    @classmethod
+    def from_spec(cls, spec: Spec, registry: Registry, *, rng: np.random.Generator, source: str = "<spec>",
+                  max_params: int | None = None) -> Network:
+        """A network with fresh params drawn from `rng`."""
+        return cls(NetworkPlan(spec, registry, source=source, max_params=max_params), rng=rng)
+
+    @property
+    def output_shape(self) -> Shape:
+        """Per-sample shape of the first output."""
+        return self.shapes[self.outputs[0]]
+
+    def param_count(self) -> int:
+        """Number of trainable numbers, each shared array counted once."""
+        return int(sum(p.size for p in self.params.values()))
+
+    def _feed(self, inputs: Inputs) -> dict[str, np.ndarray]:
+        assert self.spec.inputs is not None  # a plan needs them
+        if not isinstance(inputs, Mapping):
+            if len(self.input_names) != 1:
+                raise DataError(f"the network takes inputs {', '.join(self.input_names)}; "
+                                "pass a dict of arrays by input name")
+            inputs = {self.input_names[0]: inputs}
+        values: dict[str, np.ndarray] = {}
+        for name in self.input_names:
+            if name not in inputs:
+                raise DataError(f"missing network input {name!r}")
+            x = np.asarray(inputs[name])
+            expected = tuple(self.spec.inputs[name].shape)
+            if x.shape[1:] != expected:
+                raise DataError(
+                    f"input {name!r} has shape {x.shape}; the network expects (N, {', '.join(map(str, expected))})"
+                )
+            if self.spec.inputs[name].dtype == "float":
+                x = x.astype(self.dtype, copy=False)
+            values[name] = x
+        return values
+
+    def run(self, inputs: Inputs, *, train: bool = False) -> dict[str, np.ndarray]:
+        """Every network input and node output by name, (N, ...) each."""
+        values = self._feed(inputs)
+        name = ""
+        try:
+            for layer, name, names in self._forward_plan:
+                if len(names) == 1:
+                    values[name] = layer.forward(values[names[0]], train=train)
+                else:
+                    values[name] = layer.forward(*[values[i] for i in names], train=train)
+        except (ValueError, IndexError) as exc:  # data a layer cannot take, e.g. an id out of range
+            raise DataError(f"node {name!r} ({self.layers[name].config.type}): {exc}") from None
+        return values
+
+    def forward(self, inputs: Inputs, *, train: bool = False) -> np.ndarray:
+        """The first output, (N, *output_shape)."""
+        return self.run(inputs, train=train)[self.outputs[0]]
+
+    def forward_all(self, inputs: Inputs, *, train: bool = False) -> dict[str, np.ndarray]:
+        """Every output by name, (N, *shape) each."""
+        values = self.run(inputs, train=train)
+        return {name: values[name] for name in self.outputs}
+
+    def from_columns(self, table: np.ndarray) -> Inputs:
+        """Rows of a table (N, K) as the network's inputs: the columns hold each input's
+        flattened per-sample values, inputs in declared order."""
+        assert self.spec.inputs is not None
+        shapes = {n: tuple(self.spec.inputs[n].shape) for n in self.input_names}
+        sizes = [int(np.prod(shapes[n], dtype=np.int64)) for n in self.input_names]
+        if table.ndim == 1:
+            table = table[:, None]
+        if len(self.input_names) == 1 and table.shape[1:] == shapes[self.input_names[0]]:
+            return table
+        if table.ndim != 2 or table.shape[1] != sum(sizes):
+            layout = " + ".join(f"{n} {shapes[n]}" for n in self.input_names)
+            raise DataError(f"rows have {table.shape[1:]} values; the network's inputs take "
+                            f"{sum(sizes)} columns ({layout})")
+        parts = np.split(table, np.cumsum(sizes)[:-1], axis=1)
+        named = {n: p.reshape(len(table), *shapes[n]) for n, p in zip(self.input_names, parts)}
+        return named if len(named) > 1 else named[self.input_names[0]]
+
+    def loss(self, inputs: Inputs, t: np.ndarray, *, train: bool = True) -> LossResult:
+        """Forward through the network and the loss layer: the mean loss, node outputs and
+        (on demand) predictions. `backward` then backpropagates from this loss."""
+        if self.loss_layer is None or self.spec.loss is None:
+            raise ModelFileError("the network has no loss; add a [loss] section")
+        values = self.run(inputs, train=train)
+        scores = values[self.spec.loss.inputs[0]]
+        try:
+            loss = self.loss_layer.forward(scores, np.asarray(t), train=train)
+        except (ValueError, IndexError) as exc:
+            raise DataError(f"the targets do not fit the loss ({self.spec.loss.type}): {exc}") from None
+        return LossResult(loss, values, self.loss_layer, scores)
+
+    def backward(self, dout: float = 1.0) -> None:
+        """Backpropagate from the last `loss`; every param's grad is overwritten in place."""
+        assert self.loss_layer is not None and self.spec.loss is not None
+        pending: dict[str, np.ndarray] = {self.spec.loss.inputs[0]: self.loss_layer.backward(dout)}
+        for layer, name, inputs in self._backward_plan:
+            dy = pending.pop(name, None)
+            if dy is None:  # the node does not reach the loss: its grads are zero
+                for grad in layer.grads:
+                    grad[...] = 0.0
+                continue
+            dxs = layer.backward(dy)
+            for source_name, dx in zip(inputs, (dxs,) if len(inputs) == 1 else dxs):
+                if dx is not None:
+                    pending[source_name] = pending[source_name] + dx if source_name in pending else dx
+        for s in self.shared:  # one array, several users: its grad is the sum of theirs
+            grad = self._holders[s.node].grads[s.index]
+            self.grads[str(s.owner)] += grad.T if s.transpose else grad
+
+    def predict(self, inputs: Inputs, *, batch_size: int = 4096) -> np.ndarray:
+        """Outputs for users, in batches: class probabilities when the loss is a classifier's."""
+        if not isinstance(inputs, Mapping) and len(self.input_names) != 1:
+            self._feed(inputs)  # raises: several inputs need names
+        n = count_rows(inputs)
+        to_user = self.loss_layer is not None and self.spec.loss is not None \
+            and self.spec.loss.inputs[0] == self.outputs[0]
+        chunks = []
+        for start in range(0, n, batch_size):
+            y = self.forward(take_rows(inputs, slice(start, start + batch_size)), train=False)
+            chunks.append(self.loss_layer.predict(y) if to_user and self.loss_layer is not None else y)
+        if not chunks:
+            return np.empty((0, *self.output_shape), dtype=self.dtype)
+        return np.concatenate(chunks)

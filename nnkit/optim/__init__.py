@@ -1,0 +1,1 @@
+"""Optimizers (the book's, plus AdamW), learning-rate schedules and gradient clipping."""

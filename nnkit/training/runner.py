@@ -1,0 +1,286 @@
+"""The runner: the book's trainer loop and its state.
+
+Each epoch draws a permutation from the shuffle stream and runs `len(x) // batch_size`
+steps (the remainder of the permutation is dropped, as in the book); each step is
+forward, backward, optional clipping, optimizer update. Everything an exact resume needs
+is in `TrainingState`; the network, optimizer and data are built by the construction
+helpers (`from_file`, `from_spec`, `from_checkpoint`) and handed in.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from nnkit.checkpoint import Checkpoint, save
+from nnkit.data import Data, Inputs, count_rows, take_rows
+from nnkit.data.recipe import RecipeData, inputs_like
+from nnkit.errors import DataError, ModelFileError
+from nnkit.inference import confusion_matrix
+from nnkit.metrics import Metric
+from nnkit.modelfile import read_model_file
+from nnkit.network import LossResult, Network
+from nnkit.optim.clipping import clip_grads
+from nnkit.optim.optimizers import Optimizer
+from nnkit.registry import Registry
+from nnkit.spec import Spec
+from nnkit.training.callbacks import Callback, CallbackList, NanGuard
+from nnkit.training.progress import Log, LogLines
+from nnkit.training.rng import streams
+from nnkit.training.state import TrainingState
+
+
+def make_optimizer(spec: Spec, registry: Registry) -> Optimizer:
+    """A fresh optimizer of the spec's type."""
+    optimizer: Optimizer = registry.get("optimizer", spec.optimizer.type).cls(spec.optimizer)
+    return optimizer
+
+
+class Runner:
+    """Trains and runs one network. Build with `from_file`, `from_spec` or `from_checkpoint`."""
+
+    def __init__(self, network: Network, state: TrainingState, registry: Registry, *, spec: Spec | None = None,
+                 data: RecipeData | None = None, source: str = "<spec>", callbacks: list[Callback] | None = None,
+                 checkpoint_dir: str | Path | None = None) -> None:
+        """`spec` is the recipe to train by (default: the network's own); `data` what it
+        names; `checkpoint_dir` where the model file's checkpoint callback writes (a model
+        file never chooses a path); `callbacks` are added to those the recipe turns on."""
+        self.network, self.state, self.registry, self.source = network, state, registry, source
+        self.spec = spec or network.spec
+        self.optimizer = state.optimizer
+        self.recipe_data = data
+        self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None
+        self.metrics: list[Metric] = [registry.get("metric", m.type).cls(m) for m in self.spec.metrics]
+        self.callbacks: list[Callback] = [
+            registry.get("callback", c.type).cls(c) for c in self.spec.callbacks] + list(callbacks or [])
+        self.stop_training = False
+        self.notes: list[str] = []  # what callbacks want users told, e.g. that training stopped early
+        self.steps_per_epoch = 0
+        self.target_epochs = self.spec.train.epochs
+        #: The last training step's loss, node outputs and predictions (the NaN guard reads them).
+        self.last_step: LossResult | None = None
+        self._active: list[Callback] = []
+
+    # -- construction -------------------------------------------------------------------
+
+    @classmethod
+    def from_spec(cls, spec: Spec, registry: Registry | None = None, *, source: str = "<spec>",
+                  callbacks: list[Callback] | None = None, checkpoint_dir: str | Path | None = None) -> Runner:
+        """A runner for a fresh network: one seed gives the data, init and shuffle streams."""
+        registry = registry or _default_registry()
+        rngs = streams(spec.train.seed)
+        data = RecipeData(spec, registry, source, rngs)
+        if spec.inputs is None:
+            spec = spec.replace(inputs=inputs_like(data.all))
+        network = Network.from_spec(spec, registry, rng=rngs["network"], source=source)
+        state = TrainingState(make_optimizer(spec, registry), {k: rngs[k] for k in ("network", "shuffle")})
+        return cls(network, state, registry, data=data, source=source, callbacks=callbacks,
+                   checkpoint_dir=checkpoint_dir)
+
+    @classmethod
+    def from_file(cls, path: str | Path, *, epochs: int | None = None, seed: int | None = None,
+                  registry: Registry | None = None, checkpoint_dir: str | Path | None = None) -> Runner:
+        """A runner for the model file at `path`, with optional overrides of its recipe."""
+        registry = registry or _default_registry()
+        spec = read_model_file(path, registry).with_train(epochs=epochs, seed=seed)
+        return cls.from_spec(spec, registry, source=str(path), checkpoint_dir=checkpoint_dir)
+
+    @classmethod
+    def from_checkpoint(cls, path: str | Path, *, epochs: int | None = None, spec: Spec | None = None,
+                        registry: Registry | None = None, checkpoint_dir: str | Path | None = None,
+                        grads: bool = True) -> Runner:
+        """A runner that continues exactly where the checkpoint at `path` stopped.
+
+        `spec` (e.g. the model file again, with more epochs) replaces the stored training
+        recipe; its network part must equal the stored one. grads=False skips reading the
+        stored grads (they start at zero), for a runner that only evaluates or predicts.
+        """
+        registry = registry or _default_registry()
+        with Checkpoint(path, registry) as checkpoint:
+            network = checkpoint.network(grads=grads)
+            recipe = network.spec
+            if spec is not None:
+                different = recipe.network_differences(spec)
+                if different:
+                    raise ModelFileError(f"{checkpoint.path}: the model file's network differs from the "
+                                         f"checkpoint's ({', '.join(different)})")
+                recipe = spec.replace(inputs=recipe.inputs)
+            recipe = recipe.with_train(epochs=epochs)
+            state = checkpoint.training_state(network, make_optimizer(recipe, registry))
+        data = RecipeData(recipe, registry, str(path), streams(recipe.train.seed))
+        return cls(network, state, registry, spec=recipe, data=data, source=str(path),
+                   checkpoint_dir=checkpoint_dir)
+
+    # -- data ---------------------------------------------------------------------------
+
+    def _recipe(self) -> RecipeData:
+        if self.recipe_data is None:
+            raise DataError(f"{self.source}: the runner was given no data; pass x and t")
+        return self.recipe_data
+
+    @property
+    def data(self) -> Data:
+        """The training data the model file names, whole."""
+        return self._recipe().all
+
+    @property
+    def train_data(self) -> Data:
+        """What `fit` trains on by default: the model file's data less any validation split."""
+        return self._recipe().train
+
+    @property
+    def validation_data(self) -> Data | None:
+        """The model file's held-out data (a split of `data`, or a dataset of its own)."""
+        return self.recipe_data.validation if self.recipe_data is not None else None
+
+    def _resolve(self, x: Inputs | None, t: np.ndarray | None) -> tuple[Inputs, np.ndarray]:
+        if x is None and t is None:
+            return self.train_data.x, self.train_data.t
+        if x is None or t is None:
+            raise DataError("pass both x and t, or neither to use the model file's data")
+        return x, np.asarray(t)
+
+    # -- training -----------------------------------------------------------------------
+
+    @property
+    def history(self) -> list[dict[str, Any]]:
+        """One record per finished epoch: epoch, loss and each metric (mean over its batches)."""
+        return self.state.progress.history
+
+    @property
+    def epoch(self) -> int:
+        """Finished epochs."""
+        return self.state.progress.epoch
+
+    def fit(self, x: Inputs | None = None, t: np.ndarray | None = None, *, epochs: int | None = None,
+            log: Log | None = None, callbacks: list[Callback] | None = None,
+            validation: tuple[Inputs, np.ndarray] | None = None) -> list[dict[str, Any]]:
+        """Train until `epochs` (default: the spec's) epochs are done; returns the history.
+
+        Each epoch shuffles with the run's shuffle stream and runs len(x) // batch_size
+        steps; the last partial batch is dropped (the book's rule), so every step sees
+        exactly batch_size samples. After each epoch the validation data (`validation`,
+        else the model file's) is scored as val_loss and val_<metric>. A run stopped
+        mid-epoch and saved resumes mid-epoch. `log` gets one plain line every few epochs.
+        """
+        if x is None and t is None and validation is None and self.validation_data is not None:
+            validation = (self.validation_data.x, self.validation_data.t)
+        x, t = self._resolve(x, t)
+        target = epochs if epochs is not None else self.spec.train.epochs
+        n, batch = count_rows(x), self.spec.train.batch_size
+        if len(t) != n:
+            raise DataError(f"x has {n} samples but t has {len(t)}")
+        steps = n // batch
+        if steps == 0:
+            raise DataError(f"batch_size {batch} is larger than the {n} training samples")
+        if self.network.loss_layer is None:
+            raise ModelFileError(f"{self.source}: the network has no loss; add a [loss] section")
+        self.optimizer.total_steps = target * steps
+        self.steps_per_epoch, self.target_epochs = steps, target
+        guard = [NanGuard()] if self.spec.train.nan_guard else []
+        self._active = [*guard, *self.callbacks, *(callbacks or [])]
+        if log is not None:
+            self._active.append(LogLines(log))
+        progress = self.state.progress
+        for cb in self._active:
+            if cb.key is not None and cb.key in progress.callbacks:
+                cb.load_state(progress.callbacks[cb.key])
+            if cb.key is not None and cb.key in self.state.callback_arrays:
+                cb.load_arrays(self.state.callback_arrays[cb.key])
+        hooks = CallbackList(self._active)
+        self.stop_training = False
+        hooks.on_train_begin(self)
+        # With the guard on, overflow is its business: it stops with where it began, so
+        # NumPy's own overflow warnings would only be noise ahead of that error.
+        quiet = np.errstate(over="ignore", invalid="ignore", divide="ignore") if guard else contextlib.nullcontext()
+        with quiet:
+            self._loop(x, t, validation, target, steps, batch, hooks)
+        hooks.on_train_end(self)
+        return self.history
+
+    def _loop(self, x: Inputs, t: np.ndarray, validation: tuple[Inputs, np.ndarray] | None,
+              target: int, steps: int, batch: int, hooks: CallbackList) -> None:
+        net, optimizer, progress = self.network, self.optimizer, self.state.progress
+        params, grads = list(net.params.values()), list(net.grads.values())
+        shuffle, max_grad = self.state.rngs["shuffle"], self.spec.train.max_grad
+        while progress.epoch < target and not self.stop_training:
+            if progress.position == 0 or self.state.order is None:
+                self.state.order = shuffle.permutation(len(t))
+                progress.position = 0
+                progress.running = {"loss": 0.0, **{m.name: 0.0 for m in self.metrics}}
+                hooks.on_epoch_begin(self, progress.epoch + 1)
+            order, running = self.state.order, progress.running
+            while progress.position < steps and not self.stop_training:
+                idx = order[progress.position * batch:(progress.position + 1) * batch]
+                tb = t[idx]
+                self.last_step = step = net.loss(take_rows(x, idx), tb, train=True)
+                net.backward()
+                if max_grad is not None:
+                    clip_grads(grads, max_grad)
+                optimizer.update(params, grads)
+                running["loss"] += step.loss
+                for metric in self.metrics:
+                    running[metric.name] += metric(step.predictions, tb)
+                progress.position += 1
+                progress.step += 1
+                hooks.on_step_end(self, progress.step, step.loss)
+            if progress.position < steps:
+                break  # stopped mid-epoch: position and order stay for a resume
+            progress.epoch += 1
+            progress.position = 0
+            record: dict[str, Any] = {"epoch": progress.epoch, **{k: v / steps for k, v in running.items()}}
+            if validation is not None:
+                scores = self.evaluate(*validation)
+                record.update({f"val_{k}": v for k, v in scores.items() if k != "samples"})
+            progress.running = {}
+            self.state.order = None
+            progress.history.append(record)
+            hooks.on_epoch_end(self, progress.epoch, record)
+
+    # -- inference ----------------------------------------------------------------------
+
+    def predict(self, x: Inputs, *, batch_size: int = 4096) -> np.ndarray:
+        """Outputs for users: (N, C) class probabilities for a classifier."""
+        return self.network.predict(x, batch_size=batch_size)
+
+    def evaluate(self, x: Inputs | None = None, t: np.ndarray | None = None,
+                 *, batch_size: int = 4096, confusion: bool = False) -> dict[str, Any]:
+        """Mean loss and each metric over all of (x, t) (default: the training data), and
+        with `confusion` the confusion matrix (counts[true][predicted]) of a classifier."""
+        x, t = self._resolve(x, t)
+        if self.network.loss_layer is None:
+            raise ModelFileError(f"{self.source}: the network has no loss to evaluate")
+        n = len(t)
+        if n == 0:
+            raise DataError("nothing to evaluate: no samples")
+        loss_sum, chunks = 0.0, []
+        for start in range(0, n, batch_size):
+            xb, tb = take_rows(x, slice(start, start + batch_size)), t[start:start + batch_size]
+            result = self.network.loss(xb, tb, train=False)
+            loss_sum += result.loss * len(tb)
+            chunks.append(result.predictions)
+        predictions = np.concatenate(chunks)
+        scores: dict[str, Any] = {"loss": loss_sum / n, **{m.name: m(predictions, t) for m in self.metrics},
+                                  "samples": n}
+        if confusion:
+            scores["confusion"] = confusion_matrix(predictions, t)
+        return scores
+
+    def save(self, path: str | Path) -> None:
+        """Write the network, grads, recipe, optimizer and RNG state, progress and every
+        callback's state to `path`."""
+        for cb in [*self.callbacks, *self._active]:
+            if cb.key is not None:
+                self.state.progress.callbacks[cb.key] = cb.state()
+                self.state.callback_arrays[cb.key] = cb.arrays()
+        save(path, self.network, self.registry, self.state, spec=self.spec)
+
+
+def _default_registry() -> Registry:
+    """The installed plugins' registry: resolved here, at the construction helpers, only."""
+    from nnkit.plugins import get_registry
+
+    return get_registry()
