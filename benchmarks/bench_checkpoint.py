@@ -131,6 +131,15 @@ def main() -> int:
         for name in rotate(list(fresh), r):
             times[f"{name}, fresh process"].append(load_in_fresh_process(name, ours, st))
 
+    report_ratios(times)
+    report_memory_and_extras(net, ours, folder, size, args.inspect_gib)
+    for path in folder.iterdir():
+        path.unlink()
+    folder.rmdir()
+    return 0
+
+
+def report_ratios(times: dict[str, list[float]]) -> None:
     def ratio(a: str, b: str) -> float:
         return statistics.median(x / y for x, y in zip(times[a], times[b]))
 
@@ -148,6 +157,8 @@ def main() -> int:
     print(f"  vs np.savez save {ratio('nnkit save (params)', 'np.savez'):.2f}, vs np.load load "
           f"{ratio('nnkit load (copy, verified), repeated', 'np.load (npz), repeated'):.2f}")
 
+
+def report_memory_and_extras(net: nnkit.Network, ours: Path, folder: Path, size: int, inspect_gib: float) -> None:
     extra_save, _ = peak_extra(lambda: nnkit.save(ours, net, grads=False))
     extra_copy, loaded = peak_extra(lambda: nnkit.load(ours, grads=False))
     del loaded
@@ -163,16 +174,12 @@ def main() -> int:
     whole = statistics.median(timed(lambda: nnkit.load(full))[0] for _ in range(3))
     print(f"load params only from it: {partial:.3f} s; params and grads: {whole:.3f} s")
 
-    if args.inspect_gib > 0:
-        big = network_of(int(args.inspect_gib * 1024 / 2))
+    if inspect_gib > 0:
+        big = network_of(int(inspect_gib * 1024 / 2))
         nnkit.save(folder / "big.nnk", big)
         file_size = (folder / "big.nnk").stat().st_size
         t_inspect = statistics.median(timed(lambda: nnkit.inspect(folder / "big.nnk"))[0] for _ in range(5))
         print(f"inspect on a {file_size / 2**30:.2f} GiB checkpoint: {t_inspect * 1000:.1f} ms")
-    for path in folder.iterdir():
-        path.unlink()
-    folder.rmdir()
-    return 0
 
 
 if __name__ == "__main__":

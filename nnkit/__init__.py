@@ -51,7 +51,14 @@ _EXPORTS = {
     "__version__": "nnkit.version",
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = [
+    "Callback", "Checkpoint", "CheckpointError", "Config", "Data", "DataError", "Dataset", "Layer",
+    "LayerConfig", "LoadReport", "LossLayer", "Metric", "ModelFileError", "Network", "NetworkPlan",
+    "NnkitError", "Optimizer", "OptimizerConfig", "ParamRef", "PluginError", "PluginInfo",
+    "Registry", "Runner", "Spec", "TrainingError", "TrainingState", "__version__", "get_registry",
+    "hookimpl", "inspect", "load", "load_into", "load_registry", "read_model_file", "save",
+    "validate_spec", "verify",
+]
 
 
 def __getattr__(name: str) -> Any:

@@ -1,8 +1,9 @@
 """Every file nnkit writes (checkpoints, model files, schemas, pictures) is written so that
-a crash at any moment leaves either the old file or the new one, whole: a temp file beside the target, fsync, rename over the target, fsync the
-folder. A failed write removes the temp file. A killed process can leave one behind,
-`.<name>.<host>-<pid>.<random>.tmp`, never a damaged target; the next save to the same
-target removes those whose writer, a process on this host, no longer runs."""
+a crash at any moment leaves either the old file or the new one, whole: a temp file beside
+the target, fsync, rename over the target, fsync the folder. A failed write removes the
+temp file. A killed process can leave one behind, `.<name>.<host>-<pid>.<random>.tmp`,
+never a damaged target; the next save to the same target removes those whose writer, a
+process on this host, no longer runs."""
 
 from __future__ import annotations
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import io
 import json
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal, TextIO
 
@@ -16,7 +15,6 @@ from nnkit.data.files import batches, row_count
 from nnkit.errors import DataError
 from nnkit.labels import class_indices
 from nnkit.network import Network
-
 
 Format = Literal["csv", "json"]
 
@@ -43,7 +41,7 @@ def predict_file(network: Network, input_path: str | Path, output: str | Path | 
                                                shape=(row_count(input_path), *out_shape))
             text = None
         elif target is not None:
-            text = open(target, "w", encoding="utf-8")  # noqa: SIM115 - closed below
+            text = open(target, "w", encoding="utf-8")
         done = 0
         for chunk in chunks:
             y = network.predict(network.from_columns(chunk), batch_size=batch_size)
@@ -52,6 +50,7 @@ def predict_file(network: Network, input_path: str | Path, output: str | Path | 
             if memmap is not None:
                 memmap[done:done + len(y)] = y
             else:
+                assert text is not None
                 _write_rows(text, y, "csv" if target is not None else fmt)
             done += len(y)
     except OSError as exc:

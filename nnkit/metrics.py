@@ -12,7 +12,7 @@ from typing import ClassVar, Literal
 import numpy as np
 from pydantic import Field
 
-from nnkit.config import Config
+from nnkit.config import Config as ComponentConfig
 from nnkit.hookspecs import Register, hookimpl
 from nnkit.labels import class_indices
 
@@ -41,10 +41,10 @@ class Metric:
     """Base of every metric: `metric(probabilities, t)` returns a float; higher is better
     unless `greater_is_better` is False."""
 
-    Config: ClassVar[type[Config]]
+    Config: ClassVar[type[ComponentConfig]]
     greater_is_better: ClassVar[bool] = True
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: ComponentConfig) -> None:
         self.config = config
 
     @property
@@ -56,7 +56,7 @@ class Metric:
         raise NotImplementedError
 
 
-class AccuracyConfig(Config):
+class AccuracyConfig(ComponentConfig):
     type: Literal["accuracy"] = "accuracy"
 
 
@@ -69,7 +69,7 @@ class Accuracy(Metric):
         return accuracy(probabilities, t)
 
 
-class TopKAccuracyConfig(Config):
+class TopKAccuracyConfig(ComponentConfig):
     type: Literal["top_k_accuracy"] = "top_k_accuracy"
     k: int = Field(default=5, ge=1, le=100_000)
 

@@ -88,26 +88,31 @@ def load_registry(
         add(info, plugin)
 
     for hook_name, kind, module, class_name in HOOKS:
-        base = getattr(importlib.import_module(module), class_name)
-        # pluggy calls the last-registered plugin first; nnkit calls in load order, so
-        # built-ins register first and a plugin can never silently replace one of them.
-        impls = {impl.plugin_name: impl for impl in getattr(pm.hook, hook_name).get_hookimpls()}
-        for name, info in infos.items():
-            impl = impls.get(name)
-            if impl is None:
-                continue
-
-            def register(cls: Any, info: PluginInfo = info, kind: Kind = kind, base: type = base) -> None:
-                try:
-                    registry.add(kind, cls, info, base)
-                except PluginError as exc:
-                    _fail(info, str(exc))
-
-            try:
-                impl.function(**{arg: register for arg in impl.argnames})
-            except Exception as exc:  # a plugin's fault must not take nnkit down
-                _fail(info, f"{hook_name} raised {type(exc).__name__}: {exc}")
+        _call_hook(pm, registry, infos, hook_name, kind, getattr(importlib.import_module(module), class_name))
     return registry
+
+
+def _call_hook(pm: pluggy.PluginManager, registry: Registry, infos: dict[str, PluginInfo], hook_name: str,
+               kind: Kind, base: type) -> None:
+    """Call one hook of every plugin, each on its own, in load order: built-ins register
+    first (pluggy would call the last-registered plugin first), so a plugin can never
+    silently replace one of them."""
+    impls = {impl.plugin_name: impl for impl in getattr(pm.hook, hook_name).get_hookimpls()}
+    for name, info in infos.items():
+        impl = impls.get(name)
+        if impl is None:
+            continue
+
+        def register(cls: Any, info: PluginInfo = info) -> None:
+            try:
+                registry.add(kind, cls, info, base)
+            except PluginError as exc:
+                _fail(info, str(exc))
+
+        try:
+            impl.function(**{arg: register for arg in impl.argnames})
+        except Exception as exc:  # a plugin's fault must not take nnkit down
+            _fail(info, f"{hook_name} raised {type(exc).__name__}: {exc}")
 
 
 def _installed_plugins() -> list[tuple[PluginInfo, Any]]:

@@ -44,7 +44,7 @@ class Entry:
 
     kind: Kind
     name: str
-    cls: type
+    cls: Any  # a subclass of the kind's base class (nnkit.Layer, …), checked by `Registry.add`
     plugin: PluginInfo
 
 

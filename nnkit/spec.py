@@ -189,10 +189,19 @@ class Spec:
         return {k: v for k, v in data.items() if v is not None}
 
 
+def _any_of(types: list[Any]) -> Any:
+    """The union of `types`, built at run time (the registry decides what it holds)."""
+    return Union[tuple(types)]  # noqa: UP007
+
+
+def _list_of(item: Any) -> Any:
+    return list[item]
+
+
 def _union(configs: list[type[Config]]) -> Any:
     if len(configs) == 1:
         return configs[0]
-    return Annotated[Union[tuple(configs)], Field(discriminator="type")]  # noqa: UP007
+    return Annotated[_any_of(list(configs)), Field(discriminator="type")]
 
 
 @functools.lru_cache(maxsize=8)
@@ -212,8 +221,7 @@ def spec_model(registry: Registry) -> type[ModelFileBase]:
     data = _union(configs("dataset"))
     metric_configs = configs("metric")
     metric_names = tuple(type_name_of(registry.get("metric", n).cls) for n in registry.names("metric"))
-    metric = Annotated[_union(metric_configs), BeforeValidator(
-        _name_to_config, json_schema_input_type=Union[(Literal[metric_names], *metric_configs)])]  # noqa: UP007
+    metric = _by_name_or_config(metric_configs, metric_names)
     default_metrics = [registry.get("metric", "accuracy").cls.Config()] if registry.find("metric", "accuracy") else []
     validation = create_model(
         "ValidationSpec", __base__=ValidationBase,
@@ -223,15 +231,21 @@ def spec_model(registry: Registry) -> type[ModelFileBase]:
     model: type[ModelFileBase] = create_model(
         "ModelSpec",
         __base__=ModelFileBase,
-        nodes=(list[node], Field(min_length=1, max_length=MAX_NODES)),
+        nodes=(_list_of(node), Field(min_length=1, max_length=MAX_NODES)),
         loss=(loss | None, None),
         optimizer=(optimizer, default_optimizer),
         data=(data | None, None),
-        metrics=(list[metric], Field(default_factory=lambda: list(default_metrics), max_length=64)),
+        metrics=(_list_of(metric), Field(default_factory=lambda: list(default_metrics), max_length=64)),
         validation=(validation | None, None),
-        callbacks=(list[callback], Field(default_factory=list, max_length=64)),
+        callbacks=(_list_of(callback), Field(default_factory=list, max_length=64)),
     )
     return model
+
+
+def _by_name_or_config(configs: list[type[Config]], names: tuple[str, ...]) -> Any:
+    """A metric's config, which a model file may also write as its name alone."""
+    return Annotated[_union(configs), BeforeValidator(
+        _name_to_config, json_schema_input_type=_any_of([Literal[names], *configs]))]
 
 
 def _name_to_config(value: Any) -> Any:

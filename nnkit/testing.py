@@ -76,7 +76,7 @@ def check_layer(
     rng_state = layer.rng.bit_generator.state
 
     if isinstance(layer, LossLayer):
-        t = layer_cls.example_targets(cfg, tuple(input_shapes[0]), batch, rng)
+        t = layer.example_targets(cfg, tuple(input_shapes[0]), batch, rng)
 
         def objective() -> float:
             layer.rng.bit_generator.state = rng_state

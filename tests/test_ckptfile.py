@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 
 import nnkit
-from nnkit.checkpoint import container as ckptfile
 from nnkit.checkpoint import PluginVersionWarning
+from nnkit.checkpoint import container as ckptfile
 
 from .conftest import EXAMPLES
 

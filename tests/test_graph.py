@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 import nnkit
-from nnkit.network import Network
 from nnkit import validate_spec
+from nnkit.network import Network
 from nnkit.testing import numeric_gradient, relative_error
 
 

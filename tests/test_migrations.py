@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 import nnkit
-from nnkit import spec as spec_module
-from nnkit.modelfile import migrations
-from nnkit.cli import main
 from nnkit import read_model_file
+from nnkit import spec as spec_module
+from nnkit.cli import main
+from nnkit.modelfile import migrations
 
 from .conftest import EXAMPLES
 

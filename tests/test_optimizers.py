@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 import nnkit
-from nnkit.optim.optimizers import BUILTIN_OPTIMIZERS
 from nnkit.optim.clipping import clip_grads
+from nnkit.optim.optimizers import BUILTIN_OPTIMIZERS
 
 EPS = 1e-7
 

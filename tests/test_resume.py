@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 import nnkit
-from nnkit.training.callbacks import Callback
 from nnkit.checkpoint.container import CheckpointFile
 from nnkit.optim.optimizers import BUILTIN_OPTIMIZERS
+from nnkit.training.callbacks import Callback
 
 from .conftest import EXAMPLES
 

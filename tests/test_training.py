@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 
 import nnkit
-from nnkit.training.callbacks import EarlyStopping
 from nnkit.cli import main
+from nnkit.training.callbacks import EarlyStopping
 
 from .conftest import EXAMPLES
 

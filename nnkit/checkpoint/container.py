@@ -130,7 +130,7 @@ class CheckpointFile:
     def __init__(self, path: str | Path, *, writable: bool = False) -> None:
         self.path = Path(path)
         with reading(self.path, CheckpointError, "checkpoint"):
-            self._file = open(self.path, "rb")  # noqa: SIM115 - kept open for copy_into, closed by close()
+            self._file = open(self.path, "rb")
             try:
                 size = os.fstat(self._file.fileno()).st_size
                 self.header, self.data_start = _read_header(self._file, self.path)

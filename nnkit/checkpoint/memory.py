@@ -8,7 +8,6 @@ import mmap
 
 import numpy as np
 
-
 LAZY_BYTES = 1024 * 1024
 
 

@@ -17,7 +17,6 @@ from nnkit.data.files import read_array
 from nnkit.errors import DataError, reading
 from nnkit.hookspecs import Register, hookimpl
 
-
 #: Generated datasets hold at most this many values, so a model file cannot ask for more
 #: memory than a machine has.
 MAX_GENERATED = 100_000_000

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,16 +30,12 @@ def read_array(path: str | Path, *, skip_rows: int = 0, mmap: bool = False) -> n
             raise DataError(f"{path}: cannot read array: {exc}") from None
 
 
-class warnings_as_errors:  # noqa: N801 - used as a context manager
+@contextlib.contextmanager
+def warnings_as_errors() -> Iterator[None]:
     """np.loadtxt warns on an empty file; treat that as the error it is."""
-
-    def __enter__(self) -> None:
-        self._ctx = warnings.catch_warnings()
-        self._ctx.__enter__()
+    with warnings.catch_warnings():
         warnings.simplefilter("error")
-
-    def __exit__(self, *exc: object) -> None:
-        self._ctx.__exit__(*exc)
+        yield
 
 
 def row_count(path: str | Path) -> int:

@@ -50,6 +50,7 @@ class RecipeData:
             elif v.data is not None:
                 self._split = (self.all, self._load(v.data, "validation"))
             else:
+                assert v.split is not None  # ValidationBase: one of the two
                 self._split = split_data(self.all, v.split, self.rngs["split"])
         return self._split
 

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 from pydantic import Field
 
 from nnkit.config import MAX_INT
 from nnkit.layer import Layer, LayerConfig, Shape
-from nnkit.layers._init import InitName, normal_init
+from nnkit.layers.init import InitName, normal_init
 
 
 class EmbeddingConfig(LayerConfig):
@@ -43,13 +43,13 @@ class Embedding(Layer):
         self.ids = ids
         return self.params[0][ids]
 
-    def backward(self, dy: np.ndarray) -> None:  # type: ignore[override]
+    def backward(self, dy: np.ndarray) -> None:
         dW = self.grads[0]
         dW[...] = 0.0
         np.add.at(dW, self.ids, dy)
         return None  # integer ids have no gradient
 
     @classmethod
-    def example_inputs(cls, config: EmbeddingConfig, input_shapes: list[Shape], batch: int,  # type: ignore[override]
+    def example_inputs(cls, config: Any, input_shapes: list[Shape], batch: int,
                        rng: np.random.Generator, dtype: np.dtype) -> list[np.ndarray]:
         return [rng.integers(0, config.vocab_size, size=(batch, *s)) for s in input_shapes]

@@ -8,14 +8,14 @@ import numpy as np
 from pydantic import Field
 
 from nnkit.config import MAX_INT
-from nnkit.layer import Layer, LayerConfig, Shape
-from nnkit.layers._init import InitName, normal_init
+from nnkit.layer import InputGrads, Layer, LayerConfig, Shape
+from nnkit.layers.init import InitName, normal_init
 
 
 class MatMulConfig(LayerConfig):
     type: Literal["MatMul"] = "MatMul"
     units: int | None = Field(default=None, ge=1, le=MAX_INT)  # output width H (one input only)
-    init: InitName = "xavier"  # see nnkit.layers._init
+    init: InitName = "xavier"  # see nnkit.layers.init
     init_scale: float = Field(default=0.01, gt=0)  # std when init = "normal"
 
 
@@ -49,7 +49,7 @@ class MatMul(Layer):
         self.xs = xs
         return xs[0] @ (xs[1] if len(xs) == 2 else self.params[0])
 
-    def backward(self, dy: np.ndarray) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+    def backward(self, dy: np.ndarray) -> InputGrads:
         if len(self.xs) == 2:
             a, b = self.xs
             return dy @ np.swapaxes(b, -1, -2), np.swapaxes(a, -1, -2) @ dy
@@ -62,7 +62,7 @@ class MatMul(Layer):
 class AffineConfig(LayerConfig):
     type: Literal["Affine"] = "Affine"
     units: int = Field(ge=1, le=MAX_INT)  # output width H
-    init: InitName = "xavier"  # see nnkit.layers._init
+    init: InitName = "xavier"  # see nnkit.layers.init
     init_scale: float = Field(default=0.01, gt=0)  # std when init = "normal"
 
 

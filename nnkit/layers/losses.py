@@ -6,13 +6,13 @@ probability, so that scores of ±1e4 still give a finite loss and finite gradien
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 from pydantic import Field
 
-from nnkit.layer import LayerConfig, LossLayer, Shape
 from nnkit.labels import class_indices
+from nnkit.layer import LayerConfig, LossLayer, Shape
 from nnkit.layers.activations import sigmoid, softmax
 
 _ROWS: dict[int, np.ndarray] = {}
@@ -53,7 +53,7 @@ class SoftmaxWithLoss(LossLayer):
             raise ValueError(f"expects scores over at least 2 classes, got per-sample shape {in_shape}")
         return ()
 
-    def forward(self, x: np.ndarray, t: np.ndarray, train: bool = False) -> float:  # type: ignore[override]
+    def forward(self, x: np.ndarray, t: np.ndarray, train: bool = False) -> float:
         c = x.shape[-1]
         scores = x if x.ndim == 2 else x.reshape(-1, c)
         n = scores.shape[0]
@@ -85,7 +85,7 @@ class SoftmaxWithLoss(LossLayer):
         self.count = max(int(self.mask.sum()), 1)
         return float((losses * self.mask).sum()) / self.count
 
-    def backward(self, dout: float = 1.0) -> np.ndarray:  # type: ignore[override]
+    def backward(self, dout: float = 1.0) -> np.ndarray:
         dx = self.y.copy()
         dx[_rows(len(dx)), self.labels] -= 1.0
         dx *= dout / self.count
@@ -100,8 +100,7 @@ class SoftmaxWithLoss(LossLayer):
         return softmax(x)
 
     @classmethod
-    def example_targets(cls, config: LayerConfig, input_shape: Shape, batch: int,
-                        rng: np.random.Generator) -> np.ndarray:
+    def example_targets(cls, config: Any, input_shape: Shape, batch: int, rng: np.random.Generator) -> np.ndarray:
         t = rng.integers(0, input_shape[-1], size=(batch, *input_shape[:-1]))
         if config.ignore_label is not None:  # ignore about a third of the positions
             t = np.where(rng.random(t.shape) < 0.3, config.ignore_label, t)
@@ -125,7 +124,7 @@ class SigmoidWithLoss(LossLayer):
     def build(self, in_shape: Shape) -> Shape:
         return ()
 
-    def forward(self, x: np.ndarray, t: np.ndarray, train: bool = False) -> float:  # type: ignore[override]
+    def forward(self, x: np.ndarray, t: np.ndarray, train: bool = False) -> float:
         if t.size != x.size:
             raise ValueError(f"targets of shape {t.shape} do not match scores of shape {x.shape}")
         t = t.reshape(x.shape).astype(x.dtype, copy=False)
@@ -133,13 +132,12 @@ class SigmoidWithLoss(LossLayer):
         self.t = t
         return float(np.mean(np.logaddexp(0.0, x) - t * x))
 
-    def backward(self, dout: float = 1.0) -> np.ndarray:  # type: ignore[override]
+    def backward(self, dout: float = 1.0) -> np.ndarray:
         return (self.y - self.t) * (dout / self.t.size)
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         return sigmoid(x)
 
     @classmethod
-    def example_targets(cls, config: LayerConfig, input_shape: Shape, batch: int,
-                        rng: np.random.Generator) -> np.ndarray:
+    def example_targets(cls, config: Any, input_shape: Shape, batch: int, rng: np.random.Generator) -> np.ndarray:
         return rng.integers(0, 2, size=(batch, *input_shape))

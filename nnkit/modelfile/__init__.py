@@ -20,7 +20,7 @@ from nnkit.errors import ModelFileError
 from nnkit.modelfile.locate import json_position, toml_position, yaml_position
 from nnkit.modelfile.migrations import upgrade
 from nnkit.modelfile.parse import dump_text, format_of, parse_text, read_text, yaml_loader
-from nnkit.registry import Registry
+from nnkit.registry import Kind, Registry
 from nnkit.spec import Spec, normalise, spec_model
 
 __all__ = ["migrate_file", "read_model_file", "validate_spec", "write_model_file"]
@@ -64,12 +64,12 @@ def _position(text: str, fmt: str | None, path: tuple[Any, ...]) -> tuple[int, i
             return json_position(text, path)
         if fmt == "yaml":
             return yaml_position(yaml_loader().compose(text), path)
-    except Exception:  # noqa: BLE001 - a position is a courtesy; the error stands without it
+    except Exception:
         return None
     return None
 
 
-_KIND_OF_SECTION = {"nodes": "layer", "loss": "layer", "optimizer": "optimizer", "data": "dataset",
+_KIND_OF_SECTION: dict[str, Kind] = {"nodes": "layer", "loss": "layer", "optimizer": "optimizer", "data": "dataset",
                     "metrics": "metric"}
 
 

@@ -74,15 +74,9 @@ def _in_array(text: str, start: int, path: Path) -> Position | None:
     depth, element = 0, 0
     while i < len(text):
         c = text[i]
-        if c in "\"'":
-            end = text.find(c, i + 1)
-            while end > 0 and c == '"' and text[end - 1] == "\\":
-                end = text.find(c, end + 1)
-            i = (end if end > 0 else len(text)) + 1
-            continue
-        if c == "#":
-            newline = text.find("\n", i)
-            i = newline if newline >= 0 else len(text)
+        skipped = _skip_string_or_comment(text, i)
+        if skipped != i:
+            i = skipped
             continue
         if depth == 0 and not c.isspace() and c not in ",]" and element == path[0]:
             where = _line_column(text, i)
@@ -102,6 +96,20 @@ def _in_array(text: str, start: int, path: Path) -> Position | None:
             element += 1
         i += 1
     return None
+
+
+def _skip_string_or_comment(text: str, i: int) -> int:
+    """The index just past the string or comment starting at `i`, or `i` when none does."""
+    c = text[i]
+    if c in "\"'":
+        end = text.find(c, i + 1)
+        while end > 0 and c == '"' and text[end - 1] == "\\":
+            end = text.find(c, end + 1)
+        return (end if end > 0 else len(text)) + 1
+    if c == "#":
+        newline = text.find("\n", i)
+        return newline if newline >= 0 else len(text)
+    return i
 
 
 def _matching(text: str, i: int) -> int:

@@ -120,12 +120,12 @@ class _YamlModule:
 
     def load(self, text: str) -> Any:
         try:
-            return self.yaml.load(text, Loader=self.Loader)  # noqa: S506 - a SafeLoader subclass
+            return self.yaml.load(text, Loader=self.Loader)
         except self.yaml.YAMLError as exc:
             raise ValueError(str(exc).replace("\n", " ")) from None
 
     def compose(self, text: str) -> Any:
-        return self.yaml.compose(text, Loader=self.Loader)  # noqa: S506
+        return self.yaml.compose(text, Loader=self.Loader)
 
     def dump(self, data: Any) -> str:
         return self.yaml.safe_dump(data, sort_keys=False, allow_unicode=True)

@@ -88,8 +88,7 @@ class Optimizer:
         if not arrays or params is None:
             return
         self.state = None  # fresh buffers shaped like these params
-        self._ensure_state(params)
-        for name, state in zip(names, self.state or []):
+        for name, state in zip(names, self._ensure_state(params)):
             for slot in self.slots:
                 state[slot][...] = arrays[f"{name}/{slot}"]
 

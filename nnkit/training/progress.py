@@ -58,7 +58,8 @@ class ProgressBar(Callback):
         except ImportError:
             raise NnkitError("the progress bar needs tqdm: pip install 'nnkit[progress]'") from None
 
-        self.tqdm, self.stream, self.bar = tqdm, stream or sys.stdout, None
+        self.tqdm, self.stream = tqdm, stream or sys.stdout
+        self.bar: Any = None  # the current epoch's tqdm bar
         self.started = self.first_step = 0.0
 
     def on_train_begin(self, runner: Runner) -> None:
@@ -69,10 +70,10 @@ class ProgressBar(Callback):
                              file=self.stream, leave=reported(runner, epoch), dynamic_ncols=True, unit="step")
 
     def on_step_end(self, runner: Runner, step: int, loss: float) -> None:
-        if self.bar is None:  # resumed mid-epoch
+        resumed = self.bar is None  # mid-epoch: no bar yet
+        if resumed:
             self.on_epoch_begin(runner, runner.epoch + 1)
-            self.bar.update(runner.state.progress.position - 1)
-        self.bar.update(1)
+        self.bar.update(runner.state.progress.position if resumed else 1)
         position = max(runner.state.progress.position, 1)
         running = runner.state.progress.running
         postfix = {k: f"{v / position:.4f}" for k, v in running.items()}

@@ -9,6 +9,7 @@ import numpy as np
 from pydantic import Field
 
 import nnkit
+from nnkit.layers.activations import sigmoid
 
 
 class SwishConfig(nnkit.LayerConfig):
@@ -27,11 +28,11 @@ class Swish(nnkit.Layer):
     examples = [({}, [(4,)]), ({"beta": 2.0}, [(2, 3)])]
 
     def build(self, in_shape: tuple[int, ...]) -> tuple[int, ...]:
-        return in_shape  # a layer with weights would call self.add_param(name, shape, init) here
+        return in_shape  # a layer with weights declares them here: self.add_param(name, shape, init)
 
     def forward(self, x: np.ndarray, train: bool = False) -> np.ndarray:
         self.x = x
-        self.s = 0.5 * (1.0 + np.tanh(0.5 * self.config.beta * x))  # σ(βx) without overflow
+        self.s = sigmoid(self.config.beta * x)  # nnkit's σ never overflows
         return x * self.s
 
     def backward(self, dy: np.ndarray) -> np.ndarray:

@@ -14,11 +14,8 @@ import numpy as np
 from pydantic import Field
 
 import nnkit
-from nnkit.layers._init import InitName, normal_init
-
-
-def sigmoid(x: np.ndarray) -> np.ndarray:
-    return 0.5 * (1.0 + np.tanh(0.5 * x))
+from nnkit.layers.activations import sigmoid
+from nnkit.layers.init import InitName, normal_init
 
 
 class RecurrentConfig(nnkit.LayerConfig):
