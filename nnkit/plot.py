@@ -44,6 +44,8 @@ def plot_history(history: list[dict[str, Any]], out: str | Path, title: str = ""
         if ax.get_lines():
             ax.legend()
     axes[0].set_ylabel("loss")
+    metrics = [k for k in keys if k != "loss"]
+    axes[1].set_ylabel(metrics[0] if len(metrics) == 1 else "metrics")
     if title:
         figure.suptitle(title)
     figure.tight_layout()

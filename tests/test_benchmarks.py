@@ -27,3 +27,8 @@ def test_bench_checkpoint_runs() -> None:
     pytest.importorskip("safetensors")
     out = run("bench_checkpoint.py", "--mib", "2", "--rounds", "1", "--inspect-gib", "0.01")
     assert "ratios" in out and "peak extra memory" in out and "inspect on a" in out
+
+
+def test_bench_startup_runs() -> None:
+    out = run("bench_startup.py", "--rounds", "1")
+    assert "nnkit --version" in out and "import nnkit" in out and "target" in out
