@@ -8,7 +8,8 @@ A plugin is a module (or object) with functions marked `@nnkit.hookimpl`:
     def register_layers(register):
         register(MyLayer)
 
-nnkit's own layers, optimizers and datasets are registered through these same hooks.
+nnkit's own layers, optimizers, datasets, metrics and callbacks are registered through
+these same hooks.
 """
 
 from __future__ import annotations

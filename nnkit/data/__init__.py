@@ -38,10 +38,11 @@ class Dataset:
 
     Config: ClassVar[type[Config]]
 
-    def __init__(self, config: Any, base_dir: Path | None = None) -> None:
+    def __init__(self, config: Any) -> None:
         self.config = config
-        #: The folder of the model file that names this dataset: relative paths start there.
-        self.base_dir = base_dir
+        #: The folder of the model file that names this dataset: relative paths start there
+        #: (set by whoever loads the recipe; None = the current folder).
+        self.base_dir: Path | None = None
 
     def load(self, rng: np.random.Generator) -> Data:
         """Make or read the data; any randomness comes from `rng`."""

@@ -36,7 +36,8 @@ class RecipeData:
         return self._all
 
     def _load(self, config: Any, stream: str) -> Data:
-        dataset = self.registry.get("dataset", config.type).cls(config, self.base_dir)
+        dataset = self.registry.get("dataset", config.type).cls(config)
+        dataset.base_dir = self.base_dir
         try:
             return dataset.load(self.rngs[stream])
         except (OSError, ValueError) as exc:
