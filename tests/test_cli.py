@@ -167,3 +167,16 @@ def test_resume_from_the_cli(checkpoint: Path, tmp_path: Path, capsys) -> None:
     assert nnkit.inspect(out)["progress"]["epoch"] == 8
     assert main(["train"]) == 2
     assert "train needs a model file or --resume CKPT" in capsys.readouterr().err
+
+
+def test_main_leaves_the_callers_warning_display_alone(capsys) -> None:
+    import warnings
+
+    before = warnings.showwarning
+    assert main(["plugins"]) == 0
+    assert warnings.showwarning is before
+
+
+def test_python_dash_m_nnkit_is_the_command() -> None:
+    result = subprocess.run([sys.executable, "-m", "nnkit", "--version"], capture_output=True, text=True, check=False)
+    assert result.returncode == 0 and result.stdout.startswith("nnkit ")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 import numpy as np
 import pytest
 
@@ -190,3 +192,60 @@ def test_data_the_network_cannot_take_is_a_data_error() -> None:
         net.forward(np.array([1, 7]))
     with pytest.raises(nnkit.DataError, match=r"targets do not fit the loss.*whole numbers in \[0, 4\), got 0..9"):
         net.loss(np.array([1, 2]), np.array([0, 9]))
+
+
+class Recording(nnkit.Layer):
+    """Affine-like, recording what it sees: how often it is built, and whether it has arrays then."""
+
+    class Config(nnkit.LayerConfig):
+        type: Literal["Recording"] = "Recording"
+
+    builds: list[int] = []
+
+    def build(self, in_shape: tuple[int, ...]) -> tuple[int, ...]:
+        Recording.builds.append(len(self.params))  # arrays seen while declaring: none
+        self.add_param("W", (in_shape[-1], 2), lambda rng, shape: rng.standard_normal(shape))
+        return (2,)
+
+    def forward(self, x: np.ndarray, train: bool = False) -> np.ndarray:
+        return x @ self.params[0]
+
+
+def test_each_layer_is_built_once_and_gets_its_arrays_once(tmp_path) -> None:
+    spec = validate_spec({"inputs": {"x": {"shape": [3]}}, "nodes": [{"name": "fc", "type": "Affine", "units": 2}],
+                          "loss": {"type": "SoftmaxWithLoss"}})
+    plan = nnkit.NetworkPlan(spec, nnkit.get_registry())
+    layer = plan.layers["fc"]
+    assert layer.params == [] and [d.shape for d in layer.declared] == [(3, 2), (2,)]  # declared only
+    assert plan.param_count() == 8
+    given = {"fc.W": np.ones((3, 2)), "fc.b": np.zeros(2)}
+    net = nnkit.Network(plan, rng=np.random.default_rng(0), params=given)
+    assert net.layers["fc"] is layer and layer.params[0] is given["fc.W"]  # adopted, not copied
+    with pytest.raises(RuntimeError, match="attached once"):
+        layer.attach(layer.params, layer.grads, np.random.default_rng(0))
+
+    Recording.builds = []
+    registry = nnkit.load_registry([(nnkit.PluginInfo("rec", "rec", "0"), _plugin(Recording))], entry_points=False)
+    spec = nnkit.validate_spec({"inputs": {"x": {"shape": [3]}}, "nodes": [{"name": "r", "type": "Recording"}],
+                                "loss": {"type": "SoftmaxWithLoss"}}, registry=registry)
+    net = Network.from_spec(spec, registry, rng=np.random.default_rng(0))
+    nnkit.save(tmp_path / "r.nnk", net, registry=registry)
+    nnkit.load(tmp_path / "r.nnk", registry=registry)
+    nnkit.load(tmp_path / "r.nnk", registry=registry, mmap=True)
+    assert Recording.builds == [0, 0, 0]  # once per network, never with arrays in hand
+
+
+def test_arrays_that_do_not_fit_the_plan_are_refused() -> None:
+    spec = validate_spec({"inputs": {"x": {"shape": [3]}}, "nodes": [{"name": "fc", "type": "Affine", "units": 2}]})
+    plan = nnkit.NetworkPlan(spec, nnkit.get_registry())
+    with pytest.raises(ValueError, match=r"params given for \['fc.b'\] do not match"):
+        nnkit.Network(plan, rng=np.random.default_rng(0), params={"fc.W": np.ones((3, 2))})
+    with pytest.raises(ValueError, match=r"param 'W': arrays \(2, 2\)"):
+        nnkit.Network(nnkit.NetworkPlan(spec, nnkit.get_registry()), rng=np.random.default_rng(0),
+                      params={"fc.W": np.ones((2, 2)), "fc.b": np.zeros(2)})
+
+
+def _plugin(layer: type) -> object:
+    from types import SimpleNamespace
+
+    return SimpleNamespace(register_layers=nnkit.hookimpl(lambda register: register(layer)))
