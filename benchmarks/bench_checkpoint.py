@@ -107,7 +107,7 @@ def main() -> int:
     ours, st, npz = folder / "p.nnk", folder / "p.safetensors", folder / "p.npz"
 
     saves = {
-        "nnkit save (params)": lambda: nnkit.save(ours, net, grads=False),
+        "nnkit save (params)": lambda: nnkit.save(net, ours, grads=False),
         "safetensors save_file": lambda: save_file(params, str(st)),
         "np.savez": lambda: np.savez(npz, **params),
     }
@@ -159,7 +159,7 @@ def report_ratios(times: dict[str, list[float]]) -> None:
 
 
 def report_memory_and_extras(net: nnkit.Network, ours: Path, folder: Path, size: int, inspect_gib: float) -> None:
-    extra_save, _ = peak_extra(lambda: nnkit.save(ours, net, grads=False))
+    extra_save, _ = peak_extra(lambda: nnkit.save(net, ours, grads=False))
     extra_copy, loaded = peak_extra(lambda: nnkit.load(ours, grads=False))
     del loaded
     extra_mmap, mapped = peak_extra(lambda: nnkit.load(ours, grads=False, mmap=True))
@@ -168,7 +168,7 @@ def report_memory_and_extras(net: nnkit.Network, ours: Path, folder: Path, size:
     print(f"  save {extra_save / size:.1%}   load copy {extra_copy / size:.1%}   load mmap {extra_mmap / size:.1%}")
 
     full = folder / "full.nnk"
-    t_full, _ = timed(lambda: nnkit.save(full, net))
+    t_full, _ = timed(lambda: nnkit.save(net, full))
     print(f"\nfull save (params + grads, {2 * size / 2**20:.0f} MiB): {t_full:.3f} s")
     partial = statistics.median(timed(lambda: nnkit.load(full, grads=False))[0] for _ in range(3))
     whole = statistics.median(timed(lambda: nnkit.load(full))[0] for _ in range(3))
@@ -176,7 +176,7 @@ def report_memory_and_extras(net: nnkit.Network, ours: Path, folder: Path, size:
 
     if inspect_gib > 0:
         big = network_of(int(inspect_gib * 1024 / 2))
-        nnkit.save(folder / "big.nnk", big)
+        nnkit.save(big, folder / "big.nnk")
         file_size = (folder / "big.nnk").stat().st_size
         t_inspect = statistics.median(timed(lambda: nnkit.inspect(folder / "big.nnk"))[0] for _ in range(5))
         print(f"inspect on a {file_size / 2**30:.2f} GiB checkpoint: {t_inspect * 1000:.1f} ms")

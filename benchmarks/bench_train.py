@@ -47,10 +47,10 @@ def nnkit_trainer(d: int, h: int, c: int, b: int, dtype: str, x: np.ndarray, t: 
         "loss": {"type": "SoftmaxWithLoss"}, "optimizer": {"type": "SGD", "lr": LR},
         "metrics": [], "train": {"batch_size": b, "seed": 0},
     })
-    runner = nnkit.Runner.from_spec(spec)
+    model = nnkit.Model.from_spec(spec)
 
     def train(epochs: int) -> None:
-        runner.fit(x, t, epochs=runner.epoch + epochs)
+        model.fit(x, t, epochs=epochs, verbose=False)
 
     return train
 

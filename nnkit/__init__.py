@@ -23,7 +23,9 @@ _EXPORTS = {
     "LayerConfig": "nnkit.layer",
     "LoadReport": "nnkit.checkpoint",
     "LossLayer": "nnkit.layer",
+    "History": "nnkit.model",
     "Metric": "nnkit.metrics",
+    "Model": "nnkit.model",
     "ModelFileError": "nnkit.errors",
     "Network": "nnkit.network",
     "NetworkPlan": "nnkit.network",
@@ -34,7 +36,6 @@ _EXPORTS = {
     "PluginError": "nnkit.errors",
     "PluginInfo": "nnkit.registry",
     "Registry": "nnkit.registry",
-    "Runner": "nnkit.training.runner",
     "Spec": "nnkit.spec",
     "TrainingError": "nnkit.errors",
     "TrainingState": "nnkit.training.state",
@@ -52,12 +53,12 @@ _EXPORTS = {
 }
 
 __all__ = [
-    "Callback", "Checkpoint", "CheckpointError", "Config", "Data", "DataError", "Dataset", "Layer",
-    "LayerConfig", "LoadReport", "LossLayer", "Metric", "ModelFileError", "Network", "NetworkPlan",
-    "NnkitError", "Optimizer", "OptimizerConfig", "ParamRef", "PluginError", "PluginInfo",
-    "Registry", "Runner", "Spec", "TrainingError", "TrainingState", "__version__", "get_registry",
-    "hookimpl", "inspect", "load", "load_into", "load_registry", "read_model_file", "save",
-    "validate_spec", "verify",
+    "Callback", "Checkpoint", "CheckpointError", "Config", "Data", "DataError", "Dataset",
+    "History", "Layer", "LayerConfig", "LoadReport", "LossLayer", "Metric", "Model",
+    "ModelFileError", "Network", "NetworkPlan", "NnkitError", "Optimizer", "OptimizerConfig",
+    "ParamRef", "PluginError", "PluginInfo", "Registry", "Spec", "TrainingError", "TrainingState",
+    "__version__", "get_registry", "hookimpl", "inspect", "load", "load_into", "load_registry",
+    "read_model_file", "save", "validate_spec", "verify",
 ]
 
 
@@ -83,6 +84,7 @@ if TYPE_CHECKING:  # what type checkers and editors see
     from nnkit.hookspecs import hookimpl
     from nnkit.layer import Layer, LayerConfig, LossLayer
     from nnkit.metrics import Metric
+    from nnkit.model import History, Model
     from nnkit.names import ParamRef
     from nnkit.network import Network, NetworkPlan
     from nnkit.optim.optimizers import Optimizer, OptimizerConfig
@@ -90,6 +92,5 @@ if TYPE_CHECKING:  # what type checkers and editors see
     from nnkit.registry import PluginInfo, Registry
     from nnkit.spec import Spec
     from nnkit.training.callbacks import Callback
-    from nnkit.training.runner import Runner
     from nnkit.training.state import TrainingState
     from nnkit.version import __version__

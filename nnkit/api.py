@@ -9,29 +9,47 @@ from typing import Any
 
 from nnkit import checkpoint, modelfile
 from nnkit.checkpoint import LoadReport
+from nnkit.model import Model
 from nnkit.network import Network
 from nnkit.plugins import get_registry
 from nnkit.registry import Registry
 from nnkit.spec import Spec
-from nnkit.training.state import TrainingState
 
 
 def load(path: str | Path, *, grads: bool = True, mmap: bool = False, verify: bool = True,
-         registry: Registry | None = None) -> Network:
-    """The network stored at `path`, built from its spec alone (see `nnkit.checkpoint.load`)."""
-    return checkpoint.load(path, registry or get_registry(), grads=grads, mmap=mmap, verify=verify)
+         registry: Registry | None = None) -> Model:
+    """The model saved at `path`, built from its stored spec alone, ready to predict and to
+    train on exactly where it stopped.
+
+    mmap: arrays are copy-on-write views of the file: pages are read when touched and
+    copied only when written. grads=False: for inference: only the params' bytes are read
+    (grads start as zeros, the optimizer's state is not read, and `fit` refuses). verify:
+    check every array's checksum (XXH3-64, at memory speed); verify=False skips that, and
+    a mapped load then reads nothing up front. Header, layout and sizes are checked always.
+    """
+    return Model.load(path, grads=grads, mmap=mmap, verify=verify, registry=registry or get_registry())
 
 
-def load_into(network: Network, path: str | Path, *, strict: bool = True, grads: bool = True,
+def save(model: Model | Network, path: str | Path, *, grads: bool = True, registry: Registry | None = None) -> None:
+    """Write `model` (or a bare network: spec, params and grads) to `path`, atomically.
+
+    The object comes first, as in `torch.save` and `joblib.dump`.
+    """
+    if isinstance(model, (str, Path)) and isinstance(path, (Model, Network)):
+        raise TypeError(f"nnkit.save(model, path): the model comes first; got the path {str(model)!r} first")
+    if isinstance(model, Model):
+        model.save(path, grads=grads)
+    elif isinstance(model, Network):
+        checkpoint.save(path, model, registry or get_registry(), grads=grads)
+    else:
+        raise TypeError(f"nnkit.save(model, path) saves an nnkit.Model or nnkit.Network, not {type(model).__name__}")
+
+
+def load_into(model: Model | Network, path: str | Path, *, strict: bool = True, grads: bool = True,
               registry: Registry | None = None) -> LoadReport:
-    """Copy the params (and grads) stored at `path` into an existing `network`, by name."""
+    """Copy the params (and grads) stored at `path` into an existing model or network, by name."""
+    network = model.network if isinstance(model, Model) else model
     return checkpoint.load_into(network, path, registry or get_registry(), strict=strict, grads=grads)
-
-
-def save(path: str | Path, network: Network, state: TrainingState | None = None, *, grads: bool = True,
-         registry: Registry | None = None) -> None:
-    """Write `network` (spec, params, grads) and optional training state to `path`, atomically."""
-    checkpoint.save(path, network, registry or get_registry(), state, grads=grads)
 
 
 def read_model_file(path: str | Path, registry: Registry | None = None) -> Spec:

@@ -1,4 +1,4 @@
-"""The `nnkit` command: a thin layer over `nnkit.Runner` and the registry.
+"""The `nnkit` command: a thin layer over `nnkit.Model` and the registry.
 
 Every NnkitError is printed as one line on stderr, with exit status 1; no tracebacks.
 Each command imports what it needs when it runs, so that `nnkit --help` and `nnkit
@@ -28,10 +28,10 @@ def _writable_folder(path: str) -> None:
 
 
 def _train(args: argparse.Namespace) -> int:
+    from nnkit.model import Model
     from nnkit.modelfile import read_model_file
     from nnkit.plugins import get_registry
     from nnkit.training.progress import format_record, reporter
-    from nnkit.training.runner import Runner
 
     if args.out:
         _writable_folder(args.out)
@@ -40,23 +40,26 @@ def _train(args: argparse.Namespace) -> int:
         folder = str(Path(args.out).with_name(Path(args.out).stem + "-checkpoints"))
     if args.resume:
         spec = read_model_file(args.model, get_registry()).with_train(seed=args.seed) if args.model else None
-        runner = Runner.from_checkpoint(args.resume, epochs=args.epochs, spec=spec, checkpoint_dir=folder)
+        model = Model.load(args.resume, epochs=args.epochs, spec=spec, checkpoint_dir=folder)
     else:
-        runner = Runner.from_file(args.model, epochs=args.epochs, seed=args.seed, checkpoint_dir=folder)
+        model = Model.from_file(args.model, epochs=args.epochs, seed=args.seed, checkpoint_dir=folder)
     progress = reporter("none" if args.quiet else args.progress)
-    runner.fit(callbacks=[progress] if progress else None)
-    for note in runner.notes:
+    # The recipe's epochs are a total: a resumed run finishes them.
+    model.fit(until=model.spec.train.epochs, callbacks=[progress] if progress else None, verbose=False)
+    for note in model.runner.notes:
         print(note)
-    result = runner.evaluate()
+    result = model.evaluate()
     print(f"final: {format_record(result)}  ({result['samples']} training samples)")
-    if runner.validation_data is not None:
-        held = runner.evaluate(runner.validation_data.x, runner.validation_data.t)
+    held_out = model.validation_data
+    if held_out is not None:
+        held = model.evaluate(held_out.x, held_out.t)
         print(f"validation: {format_record(held)}  ({held['samples']} held-out samples)")
     if args.out:
-        runner.save(args.out)
+        model.save(args.out)
         print(f"saved {args.out}")
-    if runner.checkpoint_dir is not None and runner.checkpoint_dir.is_dir():
-        print(f"periodic checkpoints in {runner.checkpoint_dir}/")
+    checkpoints = model.runner.checkpoint_dir
+    if checkpoints is not None and checkpoints.is_dir():
+        print(f"periodic checkpoints in {checkpoints}/")
     return 0
 
 
@@ -64,7 +67,7 @@ def _predict(args: argparse.Namespace) -> int:
     from nnkit.api import load
     from nnkit.inference import predict_file
 
-    network = load(args.checkpoint, grads=False)
+    network = load(args.checkpoint, grads=False).network
     predict_file(network, args.input, args.output, batch_size=args.batch_size, classes=args.classes,
                  fmt=args.format)
     return 0
@@ -74,18 +77,18 @@ def _evaluate(args: argparse.Namespace) -> int:
     import numpy as np
 
     from nnkit.data.builtin import FileDataset
+    from nnkit.model import Model
     from nnkit.training.progress import format_record
-    from nnkit.training.runner import Runner
 
-    runner = Runner.from_checkpoint(args.checkpoint, grads=False)
+    model = Model.load(args.checkpoint, grads=False)
     if args.data:
         data = FileDataset(FileDataset.Config(path=args.data)).load(np.random.default_rng(0))
-        results = {"data": runner.evaluate(data.x, data.t, confusion=True)}
+        results = {"data": model.evaluate(data.x, data.t, confusion=True)}
     else:
-        results = {"training": runner.evaluate(confusion=True)}
-        if runner.validation_data is not None:
-            held = runner.validation_data
-            results["validation"] = runner.evaluate(held.x, held.t, confusion=True)
+        results = {"training": model.evaluate(confusion=True)}
+        held = model.validation_data
+        if held is not None:
+            results["validation"] = model.evaluate(held.x, held.t, confusion=True)
     if args.json:  # the first result's fields at the top, the validation one nested
         label, first = next(iter(results.items()))
         print(json.dumps({**first, **{k: v for k, v in results.items() if k != label}}))
@@ -156,15 +159,15 @@ def _inspect(args: argparse.Namespace) -> int:
 
 
 def _plot(args: argparse.Namespace) -> int:
+    from nnkit.model import Model
     from nnkit.plot import plot_boundary, plot_history
-    from nnkit.training.runner import Runner
 
-    runner = Runner.from_checkpoint(args.checkpoint, grads=False)
-    title = runner.spec.name or Path(args.checkpoint).stem
+    model = Model.load(args.checkpoint, grads=False)
+    title = model.spec.name or Path(args.checkpoint).stem
     if args.boundary:
-        plot_boundary(runner.network, runner.data.x, runner.data.t, args.out, title=title)
+        plot_boundary(model.network, model.data.x, model.data.t, args.out, title=title)
     else:
-        plot_history(runner.history, args.out, title=title)
+        plot_history(model.history.records, args.out, title=title)
     print(f"wrote {args.out}")
     return 0
 

@@ -183,6 +183,8 @@ class LossLayer(Layer):
     """
 
     is_loss = True
+    #: The metrics a model file with this loss reports when it names none.
+    default_metrics: ClassVar[tuple[str, ...]] = ("accuracy",)
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         """Scores → the model's output for users (probabilities for classifiers)."""

@@ -94,7 +94,57 @@ class TopKAccuracy(Metric):
         return float(np.mean(np.any(top == labels[scored, None], axis=1))) if scored.any() else float("nan")
 
 
+def _errors(predictions: np.ndarray, t: np.ndarray) -> np.ndarray:
+    if t.size != predictions.size:
+        raise ValueError(f"targets of shape {t.shape} do not match predictions of shape {predictions.shape}")
+    return predictions.reshape(-1) - t.reshape(-1).astype(predictions.dtype, copy=False)
+
+
+class MaeConfig(ComponentConfig):
+    type: Literal["mae"] = "mae"
+
+
+class MeanAbsoluteError(Metric):
+    """mean |prediction - t| over every element (regression)."""
+
+    Config = MaeConfig
+    greater_is_better = False
+
+    def __call__(self, probabilities: np.ndarray, t: np.ndarray) -> float:
+        return float(np.mean(np.abs(_errors(probabilities, t)))) if t.size else float("nan")
+
+
+class MseConfig(ComponentConfig):
+    type: Literal["mse"] = "mse"
+
+
+class MeanSquaredError(Metric):
+    """mean (prediction - t)² over every element (regression)."""
+
+    Config = MseConfig
+    greater_is_better = False
+
+    def __call__(self, probabilities: np.ndarray, t: np.ndarray) -> float:
+        return float(np.mean(np.square(_errors(probabilities, t)))) if t.size else float("nan")
+
+
+class R2Config(ComponentConfig):
+    type: Literal["r2"] = "r2"
+
+
+class R2(Metric):
+    """The coefficient of determination, 1 - Σ(prediction - t)² / Σ(t - mean t)², over every
+    output column together (scikit-learn's `r2_score` for one output); 1 is perfect."""
+
+    Config = R2Config
+
+    def __call__(self, probabilities: np.ndarray, t: np.ndarray) -> float:
+        residual = float(np.sum(np.square(_errors(probabilities, t))))
+        total = float(np.sum(np.square(t - t.mean()))) if t.size else 0.0
+        return 1.0 - residual / total if total > 0 else float("nan")
+
+
 @hookimpl
 def register_metrics(register: Register) -> None:
-    register(Accuracy)
-    register(TopKAccuracy)
+    for metric in (Accuracy, TopKAccuracy, MeanAbsoluteError, MeanSquaredError, R2):
+        register(metric)

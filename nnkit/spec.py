@@ -40,6 +40,17 @@ class InputSpec(Strict):
 
     shape: list[Annotated[int, Field(ge=1, le=MAX_INT)]] = Field(max_length=8)
     dtype: Literal["float", "int"] = "float"  # "int" for ids fed to an Embedding
+    # Names of a table's columns, one per feature: kept from the DataFrame a model was
+    # fitted on, so that later frames are realigned by name (None = by position).
+    columns: list[Annotated[str, Field(max_length=256)]] | None = Field(default=None, max_length=1_000_000)
+
+    @model_validator(mode="after")
+    def _a_name_per_feature(self) -> InputSpec:
+        if self.columns is not None and (len(self.shape) != 1 or len(self.columns) != self.shape[0]):
+            raise ValueError(f"columns name {len(self.columns)} features, but the shape is {self.shape}")
+        if self.columns is not None and len(set(self.columns)) != len(self.columns):
+            raise ValueError("columns must not repeat a name")
+        return self
 
 
 class TrainSpec(Strict):
@@ -86,7 +97,7 @@ class ModelFileBase(Strict):
     loss: Any = None
     optimizer: Any = None
     data: Any = None
-    metrics: list[Any] = Field(default_factory=list)  # reported per epoch and by evaluate
+    metrics: list[Any] | None = None  # reported per epoch and by evaluate; None = the loss's defaults
     validation: Any = None  # held-out data: a split of the training data, or a dataset of its own
     callbacks: list[Any] = Field(default_factory=list)  # e.g. checkpoint, early_stopping
 
@@ -222,7 +233,6 @@ def spec_model(registry: Registry) -> type[ModelFileBase]:
     metric_configs = configs("metric")
     metric_names = tuple(type_name_of(registry.get("metric", n).cls) for n in registry.names("metric"))
     metric = _by_name_or_config(metric_configs, metric_names)
-    default_metrics = [registry.get("metric", "accuracy").cls.Config()] if registry.find("metric", "accuracy") else []
     validation = create_model(
         "ValidationSpec", __base__=ValidationBase,
         data=(data | None, Field(default=None, description="a dataset of its own")),
@@ -235,7 +245,8 @@ def spec_model(registry: Registry) -> type[ModelFileBase]:
         loss=(loss | None, None),
         optimizer=(optimizer, default_optimizer),
         data=(data | None, None),
-        metrics=(_list_of(metric), Field(default_factory=lambda: list(default_metrics), max_length=64)),
+        # Omitted: the loss's own defaults (accuracy for classifiers, mae for regression).
+        metrics=(_list_of(metric) | None, Field(default=None, max_length=64)),
         validation=(validation | None, None),
         callbacks=(_list_of(callback), Field(default_factory=list, max_length=64)),
     )
@@ -253,9 +264,10 @@ def _name_to_config(value: Any) -> Any:
     return {"type": value} if isinstance(value, str) else value
 
 
-def normalise(file: ModelFileBase) -> Spec:
+def normalise(file: ModelFileBase, registry: Registry) -> Spec:
     """The `Spec` of a validated model file: node names and inputs filled, references,
-    sharing and acyclicity checked. ValueError names the first problem."""
+    sharing and acyclicity checked, metrics defaulted from the loss. ValueError names the
+    first problem."""
     inputs = list(file.inputs) if file.inputs is not None else ["x"]
     nodes = _name_nodes(file.nodes, inputs)
     known = set(inputs) | {n.name for n in nodes}
@@ -279,10 +291,18 @@ def normalise(file: ModelFileBase) -> Spec:
     _check_used(nodes, [*outputs, *(loss.inputs if loss is not None else ())])
     return Spec(
         nodes=tuple(nodes), order=order, outputs=outputs, loss=loss, inputs=file.inputs, dtype=file.dtype,
-        train=file.train, optimizer=file.optimizer, data=file.data, metrics=tuple(file.metrics),
+        train=file.train, optimizer=file.optimizer, data=file.data,
+        metrics=tuple(file.metrics) if file.metrics is not None else _default_metrics(loss, registry),
         validation=file.validation, callbacks=tuple(file.callbacks), name=file.name, schema_url=file.schema_url,
         format_version=file.format_version,
     )
+
+
+def _default_metrics(loss: Node | None, registry: Registry) -> tuple[Config, ...]:
+    """What a loss reports when the file names no metrics (none without a loss)."""
+    entry = registry.find("layer", loss.type) if loss is not None else None
+    names = getattr(entry.cls, "default_metrics", ()) if entry is not None else ()
+    return tuple(registry.get("metric", n).cls.Config() for n in names if registry.find("metric", n) is not None)
 
 
 def _node(config: LayerConfig, name: str, inputs: tuple[str, ...]) -> Node:

@@ -12,13 +12,14 @@ import pytest
 import nnkit
 import nnkit.checkpoint.header
 from nnkit.checkpoint import container as ckptfile
+from nnkit.training.runner import Runner
 
 from .conftest import EXAMPLES
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[nnkit.Runner, Path]:
-    runner = nnkit.Runner.from_file(EXAMPLES / "spiral.toml", epochs=20)
+def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Runner, Path]:
+    runner = Runner.from_file(EXAMPLES / "spiral.toml", epochs=20)
     runner.fit()
     path = tmp_path_factory.mktemp("ckpt") / "spiral.nnk"
     runner.save(path)
@@ -139,7 +140,7 @@ def test_a_missing_layer_type_names_the_plugin_to_install(trained, tmp_path: Pat
 def test_mmap_load_is_copy_on_write(trained, tmp_path: Path) -> None:
     runner, path = trained
     before = path.read_bytes()
-    net = nnkit.load(path, mmap=True)
+    net = nnkit.load(path, mmap=True).network
     assert np.array_equal(net.predict(runner.data.x), runner.predict(runner.data.x))
     net.params["fc1.W"][...] = 0.0  # writable, and the file does not change
     net.grads["fc2.b"][...] = 1.0
@@ -163,7 +164,7 @@ def test_params_only_load_reads_no_grad_bytes(trained, tmp_path: Path) -> None:
 
 def test_a_checkpoint_saved_without_grads_loads_with_zero_grads(trained, tmp_path: Path) -> None:
     runner, _ = trained
-    nnkit.save(tmp_path / "params.nnk", runner.network, grads=False)
+    nnkit.save(runner.network, tmp_path / "params.nnk", grads=False)
     with ckptfile.CheckpointFile(tmp_path / "params.nnk") as opened:
         assert not opened.names("grads/")
     net = nnkit.load(tmp_path / "params.nnk")
@@ -174,7 +175,7 @@ def test_a_checkpoint_saved_without_grads_loads_with_zero_grads(trained, tmp_pat
 def test_a_params_only_load_trains_on(trained) -> None:
     runner, path = trained
     for mmap in (False, True):
-        net = nnkit.load(path, grads=False, mmap=mmap)
+        net = nnkit.load(path, grads=False, mmap=mmap).network
         assert not any(np.any(g) for g in net.grads.values())
         net.loss(runner.data.x[:30], runner.data.t[:30], train=True)
         net.backward()  # writes into the zero grads in place
@@ -284,7 +285,7 @@ def test_malformed_rng_state_is_a_checkpoint_error(trained, tmp_path: Path, stat
     path = tmp_path / "rng.nnk"
     ckptfile.write(path, header, arrays)
     with pytest.raises(nnkit.CheckpointError, match="rng"):
-        nnkit.Runner.from_checkpoint(path)
+        Runner.from_checkpoint(path)
 
 
 def test_unverified_mapped_loads_are_lazy_and_verify_checks_on_demand(trained, tmp_path: Path, capsys) -> None:
@@ -326,7 +327,7 @@ def test_format_1_files_still_load_and_their_crc32s_are_checked(tmp_path: Path) 
     net = nnkit.load(FORMAT1)
     assert np.array_equal(net.params["fc1.W"], np.frombuffer(payload, "<f8").reshape(2, 10))
     assert nnkit.verify(FORMAT1) == 16
-    nnkit.Runner.from_checkpoint(FORMAT1, epochs=4).fit()  # optimizer state and progress resume
+    Runner.from_checkpoint(FORMAT1, epochs=4).fit()  # optimizer state and progress resume
 
     damaged = tmp_path / "damaged.nnk"
     damaged.write_bytes(raw[:start + entry.offset] + bytes([raw[start + entry.offset] ^ 4])
@@ -336,7 +337,7 @@ def test_format_1_files_still_load_and_their_crc32s_are_checked(tmp_path: Path) 
 
 
 def test_resaving_a_format_1_file_writes_the_current_format(tmp_path: Path) -> None:
-    runner = nnkit.Runner.from_checkpoint(FORMAT1)
+    runner = Runner.from_checkpoint(FORMAT1)
     runner.save(tmp_path / "new.nnk")
     with ckptfile.CheckpointFile(tmp_path / "new.nnk") as new, ckptfile.CheckpointFile(FORMAT1) as old:
         assert new.header.format_version == nnkit.checkpoint.header.FORMAT_VERSION == 2
@@ -354,7 +355,7 @@ def large(tmp_path_factory: pytest.TempPathFactory) -> Path:
                                 "nodes": [{"type": "Affine", "units": 1024} for _ in range(3)]})
     net = nnkit.Network.from_spec(spec, nnkit.get_registry(), rng=np.random.default_rng(0))
     path = tmp_path_factory.mktemp("large") / "large.nnk"
-    nnkit.save(path, net)
+    nnkit.save(net, path)
     return path
 
 

@@ -19,13 +19,14 @@ import pytest
 import nnkit
 from nnkit.checkpoint import PluginVersionWarning
 from nnkit.checkpoint import container as ckptfile
+from nnkit.training.runner import Runner
 
 from .conftest import EXAMPLES
 
 
 @pytest.fixture(scope="module")
 def valid(tmp_path_factory: pytest.TempPathFactory) -> bytes:
-    runner = nnkit.Runner.from_file(EXAMPLES / "spiral.toml", epochs=2)
+    runner = Runner.from_file(EXAMPLES / "spiral.toml", epochs=2)
     runner.fit()
     path = tmp_path_factory.mktemp("fuzz") / "valid.nnk"
     runner.save(path)
@@ -156,7 +157,7 @@ def test_overlapping_payloads_are_refused(valid: bytes, tmp_path: Path) -> None:
 SAVER = textwrap.dedent("""
     import sys, numpy as np
     import nnkit
-    runner = nnkit.Runner.from_file(sys.argv[1], epochs=1)
+    runner = nnkit.Model.from_file(sys.argv[1], epochs=1)
     for i in range(1_000_000):
         for p in runner.network.params.values():
             p[...] = i
@@ -180,7 +181,7 @@ def test_a_kill_during_save_leaves_the_previous_checkpoint(tmp_path: Path) -> No
         value = net.params["fc1.W"].flat[0]
         assert value >= (last[-1] if last else done)
         assert all(np.all(p == value) for p in net.params.values())
-    nnkit.save(target, net)  # and a later save clears what the killed ones left
+    nnkit.save(net, target)  # and a later save clears what the killed ones left
     assert [p.name for p in tmp_path.iterdir()] == ["c.nnk"]
 
 

@@ -30,11 +30,11 @@ def test_a_previous_release_checkpoint_loads_and_predicts_identically() -> None:
 
 def test_a_previous_release_checkpoint_resumes_identically(tmp_path: Path) -> None:
     want = expected()
-    runner = nnkit.Runner.from_checkpoint(CHECKPOINT)
-    assert (runner.epoch, runner.state.progress.position) == (2, 3)  # stopped inside epoch 3
-    runner.fit()
-    assert np.array_equal([h["loss"] for h in runner.history], want["history_loss"])
-    for name, param in runner.network.params.items():
+    model = nnkit.load(CHECKPOINT)
+    assert (model.epoch, model.runner.state.progress.position) == (2, 3)  # stopped inside epoch 3
+    model.fit(until=model.spec.train.epochs, verbose=False)
+    assert np.array_equal(model.history.history["loss"], want["history_loss"])
+    for name, param in model.params.items():
         assert np.array_equal(param, want[f"resumed/{name}"]), name
 
 

@@ -12,6 +12,7 @@ import pytest
 
 import nnkit
 from nnkit.data.corpus import Corpus, nearest
+from nnkit.training.runner import Runner
 
 from .conftest import EXAMPLES
 
@@ -25,13 +26,13 @@ def test_every_example_validates_and_trains(path: Path, tmp_path: Path) -> None:
         pytest.skip(f"{path.name} needs the plugin that provides {needs}")
     if path.name == "digits.toml":
         pytest.importorskip("sklearn")
-    runner = nnkit.Runner.from_file(path, epochs=2, checkpoint_dir=tmp_path)
+    runner = Runner.from_file(path, epochs=2, checkpoint_dir=tmp_path)
     history = runner.fit()
     assert len(history) == 2 and np.isfinite(history[-1]["loss"])
 
 
 def test_cbow_shares_one_embedding_and_finds_neighbours(tmp_path: Path) -> None:
-    runner = nnkit.Runner.from_file(EXAMPLES / "cbow.toml")
+    runner = Runner.from_file(EXAMPLES / "cbow.toml")
     runner.fit()
     assert [k for k in runner.network.params if k.startswith("emb")] == ["emb0.W"]
     vocabulary = Corpus(runner.spec.data).vocabulary()

@@ -9,6 +9,7 @@ import pytest
 import nnkit
 from nnkit.checkpoint.container import CheckpointFile
 from nnkit.testing import make_config
+from nnkit.training.runner import Runner
 
 REGISTRY = nnkit.get_registry()
 F32 = np.dtype("float32")
@@ -62,7 +63,7 @@ def test_a_float32_run_is_float32_to_the_checkpoint(tmp_path) -> None:
     spec = nnkit.read_model_file(nnkit_example("spiral.toml")).to_dict()
     spec["dtype"] = "float32"
     spec["optimizer"] = {"type": "Adam", "lr": 0.01}
-    runner = nnkit.Runner.from_spec(nnkit.validate_spec(spec))
+    runner = Runner.from_spec(nnkit.validate_spec(spec))
     runner.fit(epochs=5)
     net = runner.network
     assert all(a.dtype == F32 for a in [*net.params.values(), *net.grads.values()])

@@ -125,9 +125,9 @@ def test_shared_and_tied_params_are_one_array_with_summed_grads() -> None:
 def test_sharing_survives_a_checkpoint(tmp_path) -> None:
     net = build(CBOW_LIKE)
     net.params["emb0.W"][...] = np.arange(28.0).reshape(7, 4)
-    nnkit.save(tmp_path / "c.nnk", net)
+    nnkit.save(net, tmp_path / "c.nnk")
     for mmap in (False, True):
-        loaded = nnkit.load(tmp_path / "c.nnk", mmap=mmap)
+        loaded = nnkit.load(tmp_path / "c.nnk", mmap=mmap).network
         assert list(loaded.params) == ["emb0.W"]
         assert loaded.layers["emb1"].params[0] is loaded.params["emb0.W"]
         assert np.array_equal(loaded.layers["out"].params[0], np.arange(28.0).reshape(7, 4).T)
@@ -229,7 +229,7 @@ def test_each_layer_is_built_once_and_gets_its_arrays_once(tmp_path) -> None:
     spec = nnkit.validate_spec({"inputs": {"x": {"shape": [3]}}, "nodes": [{"name": "r", "type": "Recording"}],
                                 "loss": {"type": "SoftmaxWithLoss"}}, registry=registry)
     net = Network.from_spec(spec, registry, rng=np.random.default_rng(0))
-    nnkit.save(tmp_path / "r.nnk", net, registry=registry)
+    nnkit.save(net, tmp_path / "r.nnk", registry=registry)
     nnkit.load(tmp_path / "r.nnk", registry=registry)
     nnkit.load(tmp_path / "r.nnk", registry=registry, mmap=True)
     assert Recording.builds == [0, 0, 0]  # once per network, never with arrays in hand

@@ -20,6 +20,7 @@ from nnkit import plugins
 from nnkit.layers.activations import Tanh, TanhConfig
 from nnkit.metrics import accuracy
 from nnkit.plugins import PluginWarning, load_registry
+from nnkit.training.runner import Runner
 
 from .conftest import EXAMPLES
 
@@ -190,7 +191,7 @@ def test_a_plugin_optimizer_and_metric_are_usable_from_a_model_file(use_plugins)
     spec = nnkit.read_model_file(EXAMPLES / "spiral.toml").to_dict()
     spec["optimizer"] = {"type": "HalfSGD", "lr": 2.0}
     spec["metrics"] = ["accuracy", "error_rate"]
-    runner = nnkit.Runner.from_spec(nnkit.validate_spec(spec))
+    runner = Runner.from_spec(nnkit.validate_spec(spec))
     runner.fit(epochs=300)
     result = runner.evaluate()
     assert result["accuracy"] >= 0.96 and result["error_rate"] == pytest.approx(1 - result["accuracy"])

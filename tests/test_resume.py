@@ -14,6 +14,7 @@ import nnkit
 from nnkit.checkpoint.container import CheckpointFile
 from nnkit.optim.optimizers import BUILTIN_OPTIMIZERS
 from nnkit.training.callbacks import Callback
+from nnkit.training.runner import Runner
 
 from .conftest import EXAMPLES
 
@@ -98,13 +99,13 @@ class StopAtStep(Callback):
 
 
 def test_a_run_stopped_mid_epoch_resumes_mid_epoch(tmp_path: Path) -> None:
-    straight = nnkit.Runner.from_file(EXAMPLES / "spiral.toml", epochs=4)
+    straight = Runner.from_file(EXAMPLES / "spiral.toml", epochs=4)
     straight.fit()
-    first = nnkit.Runner.from_file(EXAMPLES / "spiral.toml", epochs=4)
+    first = Runner.from_file(EXAMPLES / "spiral.toml", epochs=4)
     first.fit(callbacks=[StopAtStep(15)])  # 10 steps per epoch: halfway through epoch 2
     assert first.state.progress.position == 5 and first.epoch == 1
     first.save(tmp_path / "mid.nnk")
-    resumed = nnkit.Runner.from_checkpoint(tmp_path / "mid.nnk")
+    resumed = Runner.from_checkpoint(tmp_path / "mid.nnk")
     resumed.fit()
     assert resumed.history == straight.history
     for name, param in straight.network.params.items():
@@ -112,18 +113,18 @@ def test_a_run_stopped_mid_epoch_resumes_mid_epoch(tmp_path: Path) -> None:
 
 
 def test_save_load_save_gives_the_same_bytes(tmp_path: Path) -> None:
-    runner = nnkit.Runner.from_file(EXAMPLES / "spiral.toml", epochs=3)
+    runner = Runner.from_file(EXAMPLES / "spiral.toml", epochs=3)
     runner.fit()
     runner.save(tmp_path / "a.nnk")
-    nnkit.Runner.from_checkpoint(tmp_path / "a.nnk").save(tmp_path / "b.nnk")
+    Runner.from_checkpoint(tmp_path / "a.nnk").save(tmp_path / "b.nnk")
     assert (tmp_path / "a.nnk").read_bytes() == (tmp_path / "b.nnk").read_bytes()
 
 
 def test_resume_refuses_a_different_network(tmp_path: Path) -> None:
-    runner = nnkit.Runner.from_file(EXAMPLES / "spiral.toml", epochs=1)
+    runner = Runner.from_file(EXAMPLES / "spiral.toml", epochs=1)
     runner.fit()
     runner.save(tmp_path / "a.nnk")
     other = nnkit.read_model_file(EXAMPLES / "spiral.toml").to_dict()
     other["nodes"][0]["units"] = 11
     with pytest.raises(nnkit.ModelFileError, match=r"differs from the checkpoint's \(nodes\)"):
-        nnkit.Runner.from_checkpoint(tmp_path / "a.nnk", spec=nnkit.validate_spec(other))
+        Runner.from_checkpoint(tmp_path / "a.nnk", spec=nnkit.validate_spec(other))

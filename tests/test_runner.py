@@ -8,12 +8,13 @@ import numpy as np
 import pytest
 
 import nnkit
+from nnkit.training.runner import Runner
 
 from .conftest import EXAMPLES
 
 
 def test_spiral_reaches_the_books_result() -> None:
-    runner = nnkit.Runner.from_file(EXAMPLES / "spiral.toml")
+    runner = Runner.from_file(EXAMPLES / "spiral.toml")
     history = runner.fit()
     assert len(history) == 300
     result = runner.evaluate()
@@ -25,7 +26,7 @@ def test_spiral_reaches_the_books_result() -> None:
 
 def test_same_seed_same_run_different_seed_different_run() -> None:
     def final_params(seed: int) -> np.ndarray:
-        runner = nnkit.Runner.from_file(EXAMPLES / "spiral.toml", epochs=3, seed=seed)
+        runner = Runner.from_file(EXAMPLES / "spiral.toml", epochs=3, seed=seed)
         runner.fit()
         return runner.network.params["fc1.W"].copy()
 
@@ -36,17 +37,17 @@ def test_same_seed_same_run_different_seed_different_run() -> None:
 def test_training_never_touches_the_global_rng() -> None:
     np.random.seed(123)
     before = np.random.get_state()[1].copy()
-    nnkit.Runner.from_file(EXAMPLES / "spiral.toml", epochs=2).fit()
+    Runner.from_file(EXAMPLES / "spiral.toml", epochs=2).fit()
     assert np.array_equal(np.random.get_state()[1], before)
 
 
 def test_resume_continues_from_the_checkpoint(tmp_path: Path) -> None:
-    straight = nnkit.Runner.from_file(EXAMPLES / "spiral.toml", epochs=6)
+    straight = Runner.from_file(EXAMPLES / "spiral.toml", epochs=6)
     straight.fit()
-    first = nnkit.Runner.from_file(EXAMPLES / "spiral.toml", epochs=3)
+    first = Runner.from_file(EXAMPLES / "spiral.toml", epochs=3)
     first.fit()
     first.save(tmp_path / "half.nnk")
-    resumed = nnkit.Runner.from_checkpoint(tmp_path / "half.nnk", epochs=6)
+    resumed = Runner.from_checkpoint(tmp_path / "half.nnk", epochs=6)
     resumed.fit()
     assert [h["loss"] for h in resumed.history] == [h["loss"] for h in straight.history]
     for name, param in straight.network.params.items():
@@ -65,7 +66,7 @@ def test_fit_and_evaluate_on_arrays_from_python() -> None:
     rng = np.random.default_rng(0)
     x = rng.standard_normal((128, 2))
     t = (x[:, 0] * x[:, 1] > 0).astype(np.int64)
-    runner = nnkit.Runner.from_spec(spec)
+    runner = Runner.from_spec(spec)
     runner.fit(x, t)
     assert runner.evaluate(x, t)["accuracy"] > 0.9
     assert runner.predict(x).shape == (128, 2)
@@ -76,10 +77,10 @@ def test_fit_and_evaluate_on_arrays_from_python() -> None:
 def test_inputs_may_be_inferred_from_the_data() -> None:
     spec = nnkit.read_model_file(EXAMPLES / "spiral.toml").to_dict()
     del spec["inputs"]
-    runner = nnkit.Runner.from_spec(nnkit.validate_spec(spec))
+    runner = Runner.from_spec(nnkit.validate_spec(spec))
     assert runner.spec.inputs["x"].shape == [2]
 
 
 def test_override_bounds_are_checked() -> None:
     with pytest.raises(nnkit.ModelFileError, match="--epochs 0: Input should be greater than or equal to 1"):
-        nnkit.Runner.from_file(EXAMPLES / "spiral.toml", epochs=0)
+        Runner.from_file(EXAMPLES / "spiral.toml", epochs=0)

@@ -16,6 +16,7 @@ import pytest
 import nnkit
 from nnkit.cli import main
 from nnkit.training.callbacks import EarlyStopping
+from nnkit.training.runner import Runner
 
 from .conftest import EXAMPLES
 
@@ -30,8 +31,8 @@ SMALL = {
 }
 
 
-def runner(**changes) -> nnkit.Runner:  # type: ignore[no-untyped-def]
-    return nnkit.Runner.from_spec(nnkit.validate_spec({**SMALL, **changes}), checkpoint_dir=changes.pop("_dir", None))
+def runner(**changes) -> Runner:  # type: ignore[no-untyped-def]
+    return Runner.from_spec(nnkit.validate_spec({**SMALL, **changes}), checkpoint_dir=changes.pop("_dir", None))
 
 
 def test_a_validation_split_is_held_out_and_scored() -> None:
@@ -57,7 +58,7 @@ def test_validation_needs_exactly_one_source() -> None:
 
 
 def test_checkpoints_every_n_epochs_keep_k_and_the_best(tmp_path: Path) -> None:
-    r = nnkit.Runner.from_spec(nnkit.validate_spec({**SMALL, "train": {**SMALL["train"], "epochs": 7},
+    r = Runner.from_spec(nnkit.validate_spec({**SMALL, "train": {**SMALL["train"], "epochs": 7},
                                           "validation": {"split": 0.2},
                                           "callbacks": [{"type": "checkpoint", "every": 2, "keep": 2,
                                                          "best": "val_accuracy"}]}),
@@ -75,7 +76,7 @@ def test_early_stopping_restores_the_best_and_survives_a_resume(tmp_path: Path) 
     spec = {**SMALL, "optimizer": {"type": "SGD", "lr": 3.0}, "train": {**SMALL["train"], "epochs": 200},
             "validation": {"split": 0.3},
             "callbacks": [{"type": "early_stopping", "metric": "val_loss", "patience": 3}]}
-    r = nnkit.Runner.from_spec(nnkit.validate_spec(spec))
+    r = Runner.from_spec(nnkit.validate_spec(spec))
     r.fit()
     stop = next(cb for cb in r.callbacks if isinstance(cb, EarlyStopping))
     assert r.epoch < 200 and stop.stopped_epoch == r.epoch and r.epoch - stop.best_epoch == 3
@@ -83,10 +84,10 @@ def test_early_stopping_restores_the_best_and_survives_a_resume(tmp_path: Path) 
     assert r.evaluate(held.x, held.t)["loss"] == pytest.approx(stop.best_value)  # best params back
     assert any("restored epoch" in note for note in r.notes)
 
-    half = nnkit.Runner.from_spec(nnkit.validate_spec(spec))
+    half = Runner.from_spec(nnkit.validate_spec(spec))
     half.fit(epochs=stop.best_epoch + 1)  # stop within the patience window, save, resume
     half.save(tmp_path / "half.nnk")
-    resumed = nnkit.Runner.from_checkpoint(tmp_path / "half.nnk")
+    resumed = Runner.from_checkpoint(tmp_path / "half.nnk")
     resumed.fit()
     assert resumed.epoch == r.epoch
     assert np.array_equal(resumed.network.params["fc1.W"], r.network.params["fc1.W"])
@@ -206,7 +207,7 @@ def test_file_datasets(tmp_path: Path, suffix: str) -> None:
     spec = {**SMALL, "data": {"type": "file", "path": f"d{suffix}", **({"skip_rows": 1} if suffix == ".csv" else {})}}
     model = tmp_path / "m.json"
     model.write_text(json.dumps(spec))
-    r = nnkit.Runner.from_file(model)  # the path is relative to the model file
+    r = Runner.from_file(model)  # the path is relative to the model file
     assert np.allclose(r.data.x, x) and np.array_equal(r.data.t, t)
     r.fit(epochs=1)
 
@@ -216,10 +217,10 @@ def test_data_of_the_wrong_width_is_explained(tmp_path: Path) -> None:
     model = tmp_path / "m.json"
     model.write_text(json.dumps({**SMALL, "data": {"type": "file", "path": "d.npz"}}))
     with pytest.raises(nnkit.DataError, match=r"input 'x' has shape \(10, 5\); the network expects \(N, 2\)"):
-        nnkit.Runner.from_file(model).fit()
+        Runner.from_file(model).fit()
     with pytest.raises(nnkit.DataError, match="no such file"):
         model.write_text(json.dumps({**SMALL, "data": {"type": "file", "path": "missing.npz"}}))
-        nnkit.Runner.from_file(model).fit()
+        Runner.from_file(model).fit()
 
 
 def test_predict_streams_a_million_rows_in_flat_memory(tmp_path: Path) -> None:
@@ -228,7 +229,7 @@ def test_predict_streams_a_million_rows_in_flat_memory(tmp_path: Path) -> None:
     r.save(tmp_path / "s.nnk")
     rows = np.random.default_rng(0).standard_normal((1_000_000, 2))
     np.save(tmp_path / "x.npy", rows)
-    net = nnkit.load(tmp_path / "s.nnk")
+    net = nnkit.load(tmp_path / "s.nnk").network
     from nnkit.inference import predict_file
 
     tracemalloc.start()
@@ -260,7 +261,7 @@ def test_predict_to_stdout_and_evaluate_any_data(tmp_path: Path, capsys) -> None
 
 def test_the_digits_example_reaches_097_on_held_out_images(tmp_path: Path) -> None:
     pytest.importorskip("sklearn")
-    r = nnkit.Runner.from_file(EXAMPLES / "digits.toml", checkpoint_dir=tmp_path)
+    r = Runner.from_file(EXAMPLES / "digits.toml", checkpoint_dir=tmp_path)
     r.fit()
     held = r.validation_data
     assert len(held) == 359
@@ -268,7 +269,7 @@ def test_the_digits_example_reaches_097_on_held_out_images(tmp_path: Path) -> No
 
 
 def test_predict_feeds_a_several_input_network_from_columns(tmp_path: Path, capsys) -> None:
-    r = nnkit.Runner.from_file(EXAMPLES / "cbow.toml", epochs=1)
+    r = Runner.from_file(EXAMPLES / "cbow.toml", epochs=1)
     r.fit()
     r.save(tmp_path / "cbow.nnk")
     contexts = np.column_stack([r.data.x["c0"][:4], r.data.x["c1"][:4]])
@@ -302,7 +303,7 @@ def test_the_bar_without_tqdm_says_what_to_install(monkeypatch: pytest.MonkeyPat
 
 def test_boundary_plots_need_one_two_feature_input(tmp_path: Path, capsys) -> None:
     pytest.importorskip("matplotlib")
-    r = nnkit.Runner.from_file(EXAMPLES / "cbow.toml", epochs=1)
+    r = Runner.from_file(EXAMPLES / "cbow.toml", epochs=1)
     r.fit()
     r.save(tmp_path / "cbow.nnk")
     assert main(["plot", str(tmp_path / "cbow.nnk"), "--boundary", "--out", str(tmp_path / "b.png")]) == 1

@@ -223,18 +223,20 @@ class Checkpoint:
             return np.random.default_rng(0)
         return state_from_data(state.model_dump(), f"{self.path}: rng.{name}")
 
-    def training_state(self, network: Network, optimizer: Optimizer) -> TrainingState:
-        """The stored optimizer state loaded into `optimizer`, the RNGs and the progress."""
+    def training_state(self, network: Network, optimizer: Optimizer, *, with_optimizer: bool = True) -> TrainingState:
+        """The stored optimizer state loaded into `optimizer` (unless `with_optimizer` is
+        False: nothing of it is read), the RNGs and the progress."""
         info = self.header.optimizer
-        if info is not None and info.type != optimizer.config.type:
-            raise CheckpointError(f"{self.path}: stored optimizer is {info.type!r}, not {optimizer.config.type!r}")
-        prefix = "optimizer/"
-        arrays = {n[len(prefix):]: self.file.array(n) for n in self.file.names(prefix)}
-        try:
-            optimizer.load_state_arrays(list(network.params), arrays, list(network.params.values()))
-        except (KeyError, ValueError) as exc:
-            raise CheckpointError(f"{self.path}: optimizer state does not fit the network ({exc})") from None
-        optimizer.iterations = info.iterations if info is not None else 0
+        if with_optimizer:
+            if info is not None and info.type != optimizer.config.type:
+                raise CheckpointError(f"{self.path}: stored optimizer is {info.type!r}, not {optimizer.config.type!r}")
+            prefix = "optimizer/"
+            arrays = {n[len(prefix):]: self.file.array(n) for n in self.file.names(prefix)}
+            try:
+                optimizer.load_state_arrays(list(network.params), arrays, list(network.params.values()))
+            except (KeyError, ValueError) as exc:
+                raise CheckpointError(f"{self.path}: optimizer state does not fit the network ({exc})") from None
+            optimizer.iterations = info.iterations if info is not None else 0
         # The stored order, so that a re-save writes the same bytes.
         rngs = {name: network.rng if name == "network" else self.rng(name) for name in self.header.rng}
         rngs.setdefault("network", network.rng)

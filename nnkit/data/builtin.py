@@ -123,9 +123,37 @@ class Digits(Dataset):
         return Data(digits.data.astype(np.float64) * self.config.scale, digits.target.astype(np.int64))
 
 
+class DiabetesConfig(Config):
+    type: Literal["diabetes"] = "diabetes"
+    # (y - mean) / std, so that losses and learning rates work on the features' scale;
+    # R² is the same either way.
+    standardize_targets: bool = True
+
+
+class Diabetes(Dataset):
+    """scikit-learn's bundled diabetes regression data (442 patients, no download): x (442, 10)
+    float, already centred and scaled; t (442, 1) disease progression after a year. Needs
+    scikit-learn: pip install 'nnkit[examples]'."""
+
+    Config = DiabetesConfig
+    config: DiabetesConfig
+
+    def load(self, rng: np.random.Generator) -> Data:
+        try:
+            from sklearn.datasets import load_diabetes
+        except ImportError:
+            raise ValueError("the diabetes dataset needs scikit-learn: pip install 'nnkit[examples]'") from None
+        data = load_diabetes()
+        t = data.target.astype(np.float64)
+        if self.config.standardize_targets:
+            t = (t - t.mean()) / t.std()
+        return Data(data.data.astype(np.float64), t[:, None])
+
+
 @hookimpl
 def register_datasets(register: Register) -> None:
     register(Spiral)
     register(Corpus)
     register(FileDataset)
     register(Digits)
+    register(Diabetes)

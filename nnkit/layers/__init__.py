@@ -13,16 +13,18 @@ from nnkit.layers.embedding import Embedding
 from nnkit.layers.linear import Affine, MatMul
 from nnkit.layers.losses import SigmoidWithLoss, SoftmaxWithLoss
 from nnkit.layers.reduce import Repeat, Sum
+from nnkit.layers.regression import Huber, MeanAbsoluteError, MeanSquaredError
 
 BUILTIN_LAYERS = (
     MatMul, Affine, Sigmoid, ReLU, Tanh, Softmax,
-    SoftmaxWithLoss, SigmoidWithLoss, Repeat, Sum, Dropout, Embedding, Concat, Add, Mean,
+    SoftmaxWithLoss, SigmoidWithLoss, MeanSquaredError, MeanAbsoluteError, Huber, Repeat, Sum, Dropout, Embedding,
+    Concat, Add, Mean,
 )
 
 
 __all__ = [
-    "BUILTIN_LAYERS", "Add", "Affine", "Concat", "Dropout", "Mean", "Embedding", "MatMul", "ReLU", "Repeat", "Sigmoid",
-    "SigmoidWithLoss", "Softmax", "SoftmaxWithLoss", "Sum", "Tanh",
+    "BUILTIN_LAYERS", "Add", "Affine", "Concat", "Dropout", "Embedding", "Huber", "MatMul", "Mean", "MeanAbsoluteError",
+    "MeanSquaredError", "ReLU", "Repeat", "Sigmoid", "SigmoidWithLoss", "Softmax", "SoftmaxWithLoss", "Sum", "Tanh",
 ]
 
 

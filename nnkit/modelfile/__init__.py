@@ -51,7 +51,7 @@ def validate_spec(data: dict[str, Any], source: str, registry: Registry,
         prefix = f"{source}:{where[0]}:{where[1]}" if where else source
         raise ModelFileError(f"{prefix}: " + "; ".join(messages)) from None
     try:
-        return normalise(validated)
+        return normalise(validated, registry)
     except ValueError as exc:  # the graph: names, references, cycles, unused nodes
         raise ModelFileError(f"{source}: {exc}") from None
 

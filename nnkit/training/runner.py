@@ -18,7 +18,7 @@ import numpy as np
 from nnkit.checkpoint import Checkpoint, save
 from nnkit.data import Data, Inputs, count_rows, take_rows
 from nnkit.data.recipe import RecipeData, inputs_like
-from nnkit.errors import DataError, ModelFileError
+from nnkit.errors import DataError, ModelFileError, TrainingError
 from nnkit.inference import confusion_matrix
 from nnkit.metrics import Metric
 from nnkit.modelfile import read_model_file
@@ -62,6 +62,8 @@ class Runner:
         self.target_epochs = self.spec.train.epochs
         #: The last training step's loss, node outputs and predictions (the NaN guard reads them).
         self.last_step: LossResult | None = None
+        #: False for a runner loaded for inference (no optimizer state): it refuses to train.
+        self.resumable = True
         self._active: list[Callback] = []
 
     # -- construction -------------------------------------------------------------------
@@ -91,16 +93,17 @@ class Runner:
     @classmethod
     def from_checkpoint(cls, path: str | Path, *, epochs: int | None = None, spec: Spec | None = None,
                         registry: Registry | None = None, checkpoint_dir: str | Path | None = None,
-                        grads: bool = True) -> Runner:
+                        grads: bool = True, mmap: bool = False, verify: bool = True) -> Runner:
         """A runner that continues exactly where the checkpoint at `path` stopped.
 
         `spec` (e.g. the model file again, with more epochs) replaces the stored training
-        recipe; its network part must equal the stored one. grads=False skips reading the
-        stored grads (they start at zero), for a runner that only evaluates or predicts.
+        recipe; its network part must equal the stored one. grads=False reads neither the
+        stored grads (they start at zero) nor the optimizer's state, for a runner that only
+        evaluates or predicts (`resumable` is then False). mmap and verify: see `nnkit.load`.
         """
         registry = registry or _default_registry()
-        with Checkpoint(path, registry) as checkpoint:
-            network = checkpoint.network(grads=grads)
+        with Checkpoint(path, registry, writable=mmap) as checkpoint:
+            network = checkpoint.network(grads=grads, mmap=mmap, verify=verify)
             recipe = network.spec
             if spec is not None:
                 different = recipe.network_differences(spec)
@@ -109,10 +112,12 @@ class Runner:
                                          f"checkpoint's ({', '.join(different)})")
                 recipe = spec.replace(inputs=recipe.inputs)
             recipe = recipe.with_train(epochs=epochs)
-            state = checkpoint.training_state(network, make_optimizer(recipe, registry))
+            state = checkpoint.training_state(network, make_optimizer(recipe, registry), with_optimizer=grads)
         data = RecipeData(recipe, registry, str(path), streams(recipe.train.seed))
-        return cls(network, state, registry, spec=recipe, data=data, source=str(path),
-                   checkpoint_dir=checkpoint_dir)
+        runner = cls(network, state, registry, spec=recipe, data=data, source=str(path),
+                     checkpoint_dir=checkpoint_dir)
+        runner.resumable = grads
+        return runner
 
     # -- data ---------------------------------------------------------------------------
 
@@ -166,6 +171,9 @@ class Runner:
         else the model file's) is scored as val_loss and val_<metric>. A run stopped
         mid-epoch and saved resumes mid-epoch. `log` gets one plain line every few epochs.
         """
+        if not self.resumable:
+            raise TrainingError(f"{self.source}: loaded for inference (grads=False), without the optimizer's state; "
+                                "load it with grads=True to train on")
         if x is None and t is None and validation is None and self.validation_data is not None:
             validation = (self.validation_data.x, self.validation_data.t)
         x, t = self._resolve(x, t)
@@ -178,7 +186,8 @@ class Runner:
             raise DataError(f"batch_size {batch} is larger than the {n} training samples")
         if self.network.loss_layer is None:
             raise ModelFileError(f"{self.source}: the network has no loss; add a [loss] section")
-        self.optimizer.total_steps = target * steps
+        # A schedule spans the recipe's epochs, however many `fit` calls reach them.
+        self.optimizer.total_steps = self.spec.train.epochs * steps
         self.steps_per_epoch, self.target_epochs = steps, target
         guard = [NanGuard()] if self.spec.train.nan_guard else []
         self._active = [*guard, *self.callbacks, *(callbacks or [])]

@@ -86,7 +86,7 @@ def test_the_example_trains_saves_loads_and_predicts(tmp_path: Path) -> None:
     assert result["accuracy"] > 0.99 and np.exp(result["loss"]) < 1.1  # perplexity
 
     # Held-out sequences the model never saw, through the Python API.
-    net = nnkit.load(tmp_path / "seq.nnk")
+    net = nnkit.load(tmp_path / "seq.nnk").network
     assert "out.W" not in net.params  # tied to embed.W: one matrix, stored once
     assert net.layers["out"].params[0].base is net.params["embed.W"]
     fresh = nnkit_rnn.ArithmeticSequences(nnkit_rnn.ArithmeticSequences.Config(count=200)).load(
