@@ -167,3 +167,11 @@ def test_regression_example_learns(tmp_path: Path) -> None:
     assert set(scores) == {"loss", "mae", "r2", "samples"}
     assert scores["r2"] > 0.3, scores  # linear regression reaches about 0.45 here
     assert model.predict(held.x).shape == (len(held), 1)
+
+
+def test_verbose_fit_says_when_early_stopping_ends_it(capsys) -> None:
+    recipe = {**RECIPE, "callbacks": [{"type": "early_stopping", "metric": "loss", "patience": 1, "min_delta": 10.0}]}
+    model = nnkit.Model.from_spec(recipe)
+    history = model.fit(epochs=5, verbose=True)
+    assert len(history) == 2  # no epoch improves by 10: stopped after the second
+    assert "early stopping: loss did not improve for 1 epochs; stopped after epoch 2" in capsys.readouterr().out
