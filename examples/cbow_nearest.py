@@ -16,9 +16,9 @@ def main(argv: list[str]) -> int:
     if len(argv) < 2:
         print(__doc__, file=sys.stderr)
         return 2
-    net = nnkit.load(argv[1], grads=False)
-    vocabulary = Corpus(net.spec.data).vocabulary()
-    vectors = net.params["emb0.W"]  # the one embedding both context words share
+    model = nnkit.load(argv[1], grads=False)
+    vocabulary = Corpus(model.spec.data).vocabulary()
+    vectors = model.params["emb0.W"]  # the one embedding both context words share
     for word in argv[2:] or ["cats", "you", "say"]:
         if word not in vocabulary:
             print(f"{word}: not in the vocabulary ({' '.join(vocabulary)})")
