@@ -5,7 +5,7 @@ spiral, arrays from a file, scikit-learn's bundled digits, and the word corpus o
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 from pydantic import Field, model_validator
@@ -102,6 +102,16 @@ class FileDataset(Dataset):
         return Data(np.ascontiguousarray(np.delete(table, column, axis=1)), t)
 
 
+def bundled(name: str) -> Any:
+    """One of scikit-learn's bundled data sets (`load_<name>()`: no download); ValueError
+    naming the extra to install when scikit-learn is missing."""
+    try:
+        from sklearn import datasets
+    except ImportError:
+        raise ValueError(f"the {name} dataset needs scikit-learn: pip install 'nnkit[examples]'") from None
+    return getattr(datasets, f"load_{name}")()
+
+
 class DigitsConfig(Config):
     type: Literal["digits"] = "digits"
     scale: float = Field(default=1 / 16, gt=0, le=1e6)  # pixels are 0..16; the default maps them to 0..1
@@ -115,11 +125,7 @@ class Digits(Dataset):
     config: DigitsConfig
 
     def load(self, rng: np.random.Generator) -> Data:
-        try:
-            from sklearn.datasets import load_digits
-        except ImportError:
-            raise ValueError("the digits dataset needs scikit-learn: pip install 'nnkit[examples]'") from None
-        digits = load_digits()
+        digits = bundled("digits")
         return Data(digits.data.astype(np.float64) * self.config.scale, digits.target.astype(np.int64))
 
 
@@ -139,11 +145,7 @@ class Diabetes(Dataset):
     config: DiabetesConfig
 
     def load(self, rng: np.random.Generator) -> Data:
-        try:
-            from sklearn.datasets import load_diabetes
-        except ImportError:
-            raise ValueError("the diabetes dataset needs scikit-learn: pip install 'nnkit[examples]'") from None
-        data = load_diabetes()
+        data = bundled("diabetes")
         t = data.target.astype(np.float64)
         if self.config.standardize_targets:
             t = (t - t.mean()) / t.std()
