@@ -165,7 +165,7 @@ def test_regression_example_learns(tmp_path: Path) -> None:
     assert held is not None
     scores = model.evaluate(held.x, held.t)
     assert set(scores) == {"loss", "mae", "r2", "samples"}
-    assert scores["r2"] > 0.3, scores  # linear regression reaches about 0.45 here
+    assert scores["r2"] > 0.3, scores  # linear regression reaches 0.51 on this split
     assert model.predict(held.x).shape == (len(held), 1)
 
 
