@@ -30,17 +30,19 @@ def load(path: str | Path, *, grads: bool = True, mmap: bool = False, verify: bo
     return Model.load(path, grads=grads, mmap=mmap, verify=verify, registry=registry or get_registry())
 
 
-def save(model: Model | Network, path: str | Path, *, grads: bool = True, registry: Registry | None = None) -> None:
+def save(model: Model | Network, path: str | Path, *, grads: bool = True, allow_non_finite: bool = False,
+         registry: Registry | None = None) -> None:
     """Write `model` (or a bare network: spec, params and grads) to `path`, atomically.
 
-    The object comes first, as in `torch.save` and `joblib.dump`.
+    The object comes first, as in `torch.save` and `joblib.dump`. Params holding NaN or
+    ±inf are refused unless `allow_non_finite`.
     """
     if isinstance(model, (str, Path)) and isinstance(path, (Model, Network)):
         raise TypeError(f"nnkit.save(model, path): the model comes first; got the path {str(model)!r} first")
     if isinstance(model, Model):
-        model.save(path, grads=grads)
+        model.save(path, grads=grads, allow_non_finite=allow_non_finite)
     elif isinstance(model, Network):
-        checkpoint.save(path, model, registry or get_registry(), grads=grads)
+        checkpoint.save(path, model, registry or get_registry(), grads=grads, allow_non_finite=allow_non_finite)
     else:
         raise TypeError(f"nnkit.save(model, path) saves an nnkit.Model or nnkit.Network, not {type(model).__name__}")
 

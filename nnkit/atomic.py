@@ -18,6 +18,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
+from nnkit.paths import refuse_special
+
 
 @contextmanager
 def replacing(path: Path) -> Iterator[tuple[BinaryIO, Writeback]]:
@@ -26,6 +28,7 @@ def replacing(path: Path) -> Iterator[tuple[BinaryIO, Writeback]]:
     OSErrors (full disk, no permission) propagate after the temp file is removed; the
     file at `path` is untouched until the rename.
     """
+    refuse_special(path)  # a device, FIFO or folder is never replaced by a regular file
     folder = path.parent if str(path.parent) else Path(".")
     fd, tmp = create_temp(path, folder)
     flusher = ThreadPoolExecutor(max_workers=1)  # pushes written pages to disk meanwhile

@@ -14,6 +14,7 @@ import sys
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from nnkit.errors import NnkitError
 
@@ -40,7 +41,12 @@ def _train(args: argparse.Namespace) -> int:
         folder = str(Path(args.out).with_name(Path(args.out).stem + "-checkpoints"))
     if args.resume:
         spec = read_model_file(args.model, get_registry()).with_train(seed=args.seed) if args.model else None
-        model = Model.load(args.resume, epochs=args.epochs, spec=spec, checkpoint_dir=folder)
+        model = Model.load(args.resume, spec=spec, checkpoint_dir=folder)
+        if args.epochs is not None and args.epochs != model.spec.train.epochs:
+            note = _horizon_note(model.spec, args.epochs, model.epoch)
+            if note:
+                print(note)
+            model.runner.spec = model.spec.with_train(epochs=args.epochs)
     else:
         model = Model.from_file(args.model, epochs=args.epochs, seed=args.seed, checkpoint_dir=folder)
     progress = reporter("none" if args.quiet else args.progress)
@@ -55,12 +61,21 @@ def _train(args: argparse.Namespace) -> int:
         held = model.evaluate(held_out.x, held_out.t)
         print(f"validation: {format_record(held)}  ({held['samples']} held-out samples)")
     if args.out:
-        model.save(args.out)
-        print(f"saved {args.out}")
+        model.save(args.out, allow_non_finite=args.allow_non_finite)
+        print(f"saved {args.out}" + (" (with non-finite params)" if args.allow_non_finite else ""))
     checkpoints = model.runner.checkpoint_dir
     if checkpoints is not None and checkpoints.is_dir():
         print(f"periodic checkpoints in {checkpoints}/")
     return 0
+
+
+def _horizon_note(spec: Any, epochs: int, done: int) -> str:
+    """What changing a resumed run's epochs does to a schedule that spans the run."""
+    schedule = getattr(spec.optimizer, "schedule", None)
+    if done == 0 or schedule is None or schedule.type != "cosine" or schedule.total_steps is not None:
+        return ""
+    return (f"note: the cosine schedule spanned {spec.train.epochs} epochs and now spans {epochs}: the remaining "
+            f"epochs follow the new horizon, so the run differs from one trained for {epochs} epochs from the start")
 
 
 def _predict(args: argparse.Namespace) -> int:
@@ -208,6 +223,17 @@ def _schema(args: argparse.Namespace) -> int:
     return 0
 
 
+def _positive(text: str) -> int:
+    """argparse type: a whole number ≥ 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, not {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="nnkit", description="Train and run declarative NumPy networks.")
     parser.add_argument("--version", action="version", version=f"nnkit {_version()}")
@@ -216,12 +242,14 @@ def build_parser() -> argparse.ArgumentParser:
     train = sub.add_parser("train", help="train a model file (or resume a checkpoint)")
     train.add_argument("model", nargs="?", help="model file (.toml, .json)")
     train.add_argument("--out", help="write the trained checkpoint here")
-    train.add_argument("--epochs", type=int, help="override the model file's epochs")
+    train.add_argument("--epochs", type=_positive, help="override the model file's epochs")
     train.add_argument("--seed", type=int, help="override the model file's seed")
     train.add_argument("--resume", metavar="CKPT", help="continue training from a checkpoint")
     train.add_argument("--quiet", action="store_true", help="print only the final result")
     train.add_argument("--progress", choices=("auto", "bar", "lines", "none"), default="auto",
                        help="a live bar (needs nnkit[progress]) or plain lines; auto: a bar on a terminal")
+    train.add_argument("--allow-non-finite", action="store_true",
+                       help="save even if params hold NaN or inf (with train.nan_guard = false); refused otherwise")
     train.add_argument("--checkpoint-dir", help="where the model file's checkpoint callback writes "
                                                 "(default: <out>-checkpoints beside --out)")
     train.set_defaults(run=_train)
@@ -232,7 +260,7 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--output", help="write .npy or .csv here (default: stdout)")
     predict.add_argument("--format", choices=("csv", "json"), default="csv", help="stdout: CSV rows or JSON lines")
     predict.add_argument("--classes", action="store_true", help="output class labels, not probabilities")
-    predict.add_argument("--batch-size", type=int, default=4096, help="rows per batch (memory stays flat)")
+    predict.add_argument("--batch-size", type=_positive, default=4096, help="rows per batch (memory stays flat)")
     predict.set_defaults(run=_predict)
 
     evaluate = sub.add_parser("evaluate", help="loss, metrics and confusion matrix on the model's or any data")
@@ -278,6 +306,17 @@ def _show_warning(message: Warning | str, category: type[Warning], filename: str
     print(f"nnkit: warning: {' '.join(str(message).split())}", file=sys.stderr)
 
 
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null, so that the interpreter's last flush at exit cannot fail
+    again on the stream that already failed."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass
+
+
 def _version() -> str:
     from nnkit.version import __version__
 
@@ -296,7 +335,18 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     try:
-        return int(args.run(args))
+        status = int(args.run(args))
+        sys.stdout.flush()  # a closed pipe or a full disk shows here, not at the interpreter's exit
+        return status
+    except BrokenPipeError:  # `nnkit … | head`: the reader has what it wanted
+        _silence_stdout()
+        return 141  # 128 + SIGPIPE, as a shell reports a process a closed pipe ended
+    except OSError as exc:
+        if exc.filename is None:  # writing to standard output or error failed (a full disk, a closed stream)
+            _silence_stdout()
+            print(f"nnkit: error: cannot write the output: {exc.strerror or exc}", file=sys.stderr)
+            return 1
+        raise
     except NnkitError as exc:
         print(f"nnkit: error: {' '.join(str(exc).split())}", file=sys.stderr)
         return 1

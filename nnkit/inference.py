@@ -1,5 +1,8 @@
-"""Batched inference over files with flat memory: inputs are memory-mapped (.npy) or read
-in chunks (.csv), outputs written batch by batch (.npy, .csv, or CSV/JSON lines on stdout)."""
+"""Batched inference over files with flat memory: inputs are read a batch at a time (.npy
+and .csv), and outputs written a batch at a time with ordinary buffered writes (.npy,
+.csv, or CSV/JSON lines on stdout). A file output goes to a temp file beside the target,
+renamed into place at the end: a failed or killed `predict` leaves no half-written output,
+and an output that is the input itself is refused before anything is written."""
 
 from __future__ import annotations
 
@@ -7,14 +10,16 @@ import io
 import json
 import sys
 from pathlib import Path
-from typing import Any, Literal, TextIO
+from typing import Any, BinaryIO, Literal, TextIO
 
 import numpy as np
 
+from nnkit.atomic import Writeback, replacing
 from nnkit.data.files import batches, row_count
 from nnkit.errors import DataError
 from nnkit.labels import class_indices
 from nnkit.network import Network
+from nnkit.paths import check_output
 
 Format = Literal["csv", "json"]
 
@@ -25,53 +30,68 @@ def predict_file(network: Network, input_path: str | Path, output: str | Path | 
     """Predict every row of `input_path` and write the outputs as they come; returns the
     row count. A row holds the inputs' values in declared order (see `Network.from_columns`).
     `output` .npy or .csv, or None/"-" for stdout in `fmt` (CSV rows or JSON lines)."""
-    chunks = batches(input_path, batch_size)
-    out_shape = () if classes else network.output_shape
-    dtype = np.int64 if classes else network.dtype
-    stdout = stdout or sys.stdout
     target = None if output is None or str(output) == "-" else Path(output)
-    if target is not None and target.suffix.lower() not in (".npy", ".csv"):
-        raise DataError(f"{target}: unknown output extension {target.suffix!r}; use .npy or .csv")
-    memmap: Any = None
-    text: TextIO | None = stdout
+    if target is not None:
+        if target.suffix.lower() not in (".npy", ".csv"):
+            raise DataError(f"{target}: unknown output extension {target.suffix!r}; use .npy or .csv")
+        check_output(target, DataError, inputs=[input_path])
+    with batches(input_path, batch_size) as chunks:  # checks the input before anything is written
+        if target is None:
+            out = stdout or sys.stdout
+            return _predict_all(network, chunks, batch_size, classes, lambda y: out.write(_rows_text(y, fmt)))
+        return _predict_to_file(network, input_path, target, chunks, batch_size, classes)
+
+
+def _predict_to_file(network: Network, input_path: str | Path, target: Path, chunks: Any, batch_size: int,
+                     classes: bool) -> int:
+    suffix = target.suffix.lower()
     try:
-        if target is not None and target.suffix.lower() == ".npy":
-            # A .npy needs its row count up front; the other outputs just stream.
-            memmap = np.lib.format.open_memmap(target, mode="w+", dtype=dtype,
-                                               shape=(row_count(input_path), *out_shape))
-            text = None
-        elif target is not None:
-            text = open(target, "w", encoding="utf-8")
-        done = 0
-        for chunk in chunks:
-            y = network.predict(network.from_columns(chunk), batch_size=batch_size)
-            if classes:
-                y = y.argmax(axis=-1) if y.ndim >= 2 and y.shape[-1] >= 2 else (y > 0.5).astype(np.int64)
-            if memmap is not None:
-                memmap[done:done + len(y)] = y
-            else:
-                assert text is not None
-                _write_rows(text, y, "csv" if target is not None else fmt)
-            done += len(y)
+        with replacing(target) as (f, writeback):
+            if suffix == ".npy":
+                return _predict_npy(network, chunks, batch_size, classes, f, writeback, row_count(input_path))
+            return _predict_all(network, chunks, batch_size, classes,
+                                lambda y: _write(f, writeback, _rows_text(y, "csv").encode("utf-8")))
     except OSError as exc:
         raise DataError(f"{target}: cannot write: {exc.strerror or exc}") from None
-    finally:
-        if memmap is not None:
-            memmap.flush()
-            del memmap
-        if text is not None and text is not stdout:
-            text.close()
+
+
+def _predict_npy(network: Network, chunks: Any, batch_size: int, classes: bool, f: BinaryIO,
+                 writeback: Writeback, rows: int) -> int:
+    """A .npy names its shape up front: the header for `rows`, then each batch's bytes."""
+    out_shape = () if classes else network.output_shape
+    dtype = np.dtype(np.int64) if classes else network.dtype
+    np.lib.format.write_array_header_2_0(f, {"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False,
+                                             "shape": (rows, *out_shape)})
+    done = _predict_all(network, chunks, batch_size, classes,
+                        lambda y: _write(f, writeback, np.ascontiguousarray(y, dtype=dtype).tobytes()))
+    if done != rows:
+        raise DataError(f"the input changed while it was read: {done} rows, not the {rows} counted first")
     return done
 
 
-def _write_rows(out: TextIO, y: np.ndarray, fmt: Format) -> None:
+def _predict_all(network: Network, chunks: Any, batch_size: int, classes: bool, write: Any) -> int:
+    done = 0
+    for chunk in chunks:
+        y = network.predict(network.from_columns(chunk), batch_size=batch_size)
+        if classes:
+            y = y.argmax(axis=-1) if y.ndim >= 2 and y.shape[-1] >= 2 else (y > 0.5).astype(np.int64)
+        write(y)
+        done += len(y)
+    return done
+
+
+def _write(f: BinaryIO, writeback: Writeback, data: bytes) -> None:
+    f.write(data)
+    writeback.wrote(len(data))
+
+
+def _rows_text(y: np.ndarray, fmt: Format) -> str:
     if fmt == "json":
-        out.write("".join(json.dumps(row) + "\n" for row in y.tolist()))
-        return
+        return "".join(json.dumps(row) + "\n" for row in y.tolist())
     buffer = io.StringIO()
     integer = np.issubdtype(y.dtype, np.integer)
     np.savetxt(buffer, y.reshape(len(y), -1), delimiter=",", fmt="%d" if integer else "%.8g")
-    out.write(buffer.getvalue())
+    return buffer.getvalue()
 
 
 def confusion_matrix(probabilities: np.ndarray, t: np.ndarray) -> list[list[int]] | None:

@@ -271,16 +271,17 @@ class Model:
             raise DataError(f"batch_size must be at least 1, not {batch_size}")
         return self.network.predict(as_inputs(x, self.columns), batch_size=batch_size)
 
-    def save(self, path: str | Path, *, grads: bool = True) -> None:
+    def save(self, path: str | Path, *, grads: bool = True, allow_non_finite: bool = False) -> None:
         """Write the network, its recipe, grads, optimizer and RNG state, progress and every
         callback's state to `path`, atomically; `nnkit.load` continues from it bit for bit.
-        grads=False writes the params alone (for inference)."""
+        grads=False writes the params alone (for inference). Params holding NaN or ±inf
+        are refused unless `allow_non_finite`."""
         if grads:
-            self.runner.save(path)
+            self.runner.save(path, allow_non_finite=allow_non_finite)
         else:
             from nnkit.checkpoint import save
 
-            save(path, self.network, self.registry, grads=False, spec=self.spec)
+            save(path, self.network, self.registry, grads=False, spec=self.spec, allow_non_finite=allow_non_finite)
 
     # -- description ------------------------------------------------------------------------
 

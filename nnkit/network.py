@@ -258,8 +258,10 @@ class Network:
             if name not in inputs:
                 raise DataError(f"missing network input {name!r}")
             x = np.asarray(inputs[name])
+            if x.dtype.kind not in "biuf":  # complex, dates, strings, objects, raw bytes
+                raise DataError(f"input {name!r} holds {x.dtype} values; the network takes real numbers")
             expected = tuple(self.spec.inputs[name].shape)
-            if x.shape[1:] != expected:
+            if x.ndim == 0 or x.shape[1:] != expected:
                 raise DataError(
                     f"input {name!r} has shape {x.shape}; the network expects (N, {', '.join(map(str, expected))})"
                 )

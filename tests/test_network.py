@@ -188,7 +188,7 @@ def test_data_the_network_cannot_take_is_a_data_error() -> None:
                  "nodes": [{"name": "emb", "type": "Embedding", "vocab_size": 5, "units": 3},
                            {"type": "Affine", "units": 4}],
                  "loss": {"type": "SoftmaxWithLoss"}})
-    with pytest.raises(nnkit.DataError, match=r"node 'emb' \(Embedding\): index 7 is out of bounds"):
+    with pytest.raises(nnkit.DataError, match=r"node 'emb' \(Embedding\): ids must be in \[0, 5\); got 7"):
         net.forward(np.array([1, 7]))
     with pytest.raises(nnkit.DataError, match=r"targets do not fit the loss.*whole numbers in \[0, 4\), got 0..9"):
         net.loss(np.array([1, 2]), np.array([0, 9]))

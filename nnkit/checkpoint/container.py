@@ -32,8 +32,9 @@ from pydantic import ValidationError
 
 from nnkit.atomic import replacing
 from nnkit.checkpoint.checksums import RunningChecksum, checksum, raw_bytes
-from nnkit.checkpoint.header import DTYPES, FORMAT, FORMAT_VERSION, MAX_PAYLOAD, ArrayEntry, Header
+from nnkit.checkpoint.header import DTYPES, FORMAT, FORMAT_VERSION, MAX_ARRAYS, MAX_PAYLOAD, ArrayEntry, Header
 from nnkit.errors import CheckpointError, reading
+from nnkit.paths import open_regular
 
 MAGIC = msgpack.packb("nnkit-ckpt")
 ALIGN = 64
@@ -129,8 +130,8 @@ class CheckpointFile:
 
     def __init__(self, path: str | Path, *, writable: bool = False) -> None:
         self.path = Path(path)
+        self._file = open_regular(self.path, CheckpointError, "checkpoint")
         with reading(self.path, CheckpointError, "checkpoint"):
-            self._file = open(self.path, "rb")
             try:
                 size = os.fstat(self._file.fileno()).st_size
                 self.header, self.data_start = _read_header(self._file, self.path)
@@ -336,6 +337,9 @@ def _read_header(f: Any, path: Path) -> tuple[Header, int]:
     if isinstance(version, int) and not isinstance(version, bool) and version > FORMAT_VERSION:
         raise CheckpointError(
             f"{path}: checkpoint format {version} is newer than this nnkit reads ({FORMAT_VERSION}); upgrade nnkit")
+    arrays = data.get("arrays")
+    if isinstance(arrays, dict) and len(arrays) > MAX_ARRAYS:  # before any per-entry work
+        raise CheckpointError(f"{path}: invalid header: {len(arrays):,} arrays; the cap is {MAX_ARRAYS:,}")
     if isinstance(version, int) and not isinstance(version, bool) and version >= 2:  # the header's checksum follows
         _check_header_checksum(f, unpacker, path)
     try:

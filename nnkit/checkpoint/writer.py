@@ -15,6 +15,7 @@ import numpy as np
 
 from nnkit.checkpoint import container
 from nnkit.checkpoint.header import FORMAT, FORMAT_VERSION
+from nnkit.errors import CheckpointError
 from nnkit.network import Network
 from nnkit.registry import Registry
 from nnkit.spec import Spec
@@ -34,15 +35,31 @@ def plugin_lock(network: Network, registry: Registry) -> dict[str, dict[str, str
     return lock
 
 
+def first_non_finite(params: dict[str, np.ndarray]) -> str | None:
+    """The name of the first param holding NaN or ±inf, or None."""
+    for name, param in params.items():
+        # A sum is non-finite whenever an element is; only then is the exact check (which
+        # allocates a mask the size of the param) worth its cost.
+        if np.issubdtype(param.dtype, np.floating) and not np.isfinite(param.sum()) and not np.isfinite(param).all():
+            return name
+    return None
+
+
 def save(path: str | Path, network: Network, registry: Registry, state: TrainingState | None = None,
-         *, grads: bool = True, spec: Spec | None = None) -> None:
+         *, grads: bool = True, spec: Spec | None = None, allow_non_finite: bool = False) -> None:
     """Write `network` (spec, params, grads) and optional training state to `path`, atomically.
 
     grads=False writes the params only (an export for inference); such a file loads with
     zero grads. Training state (optimizer, RNG streams, progress, callbacks) makes the
     file resumable: `Runner.from_checkpoint` continues bit for bit. `spec` is the recipe
     to store (default: the network's own); its network part must be the network's.
+    Params holding NaN or ±inf are refused unless `allow_non_finite`: a diverged network
+    is never saved by accident.
     """
+    bad = None if allow_non_finite else first_non_finite(network.params)
+    if bad is not None:
+        raise CheckpointError(f"{path}: not saved: param {bad!r} holds non-finite values (the run diverged); "
+                              "save it anyway with allow_non_finite=True (nnkit train --allow-non-finite)")
     arrays: dict[str, np.ndarray] = {f"params/{name}": param for name, param in network.params.items()}
     if grads:
         arrays.update({f"grads/{name}": grad for name, grad in network.grads.items()})

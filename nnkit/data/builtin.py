@@ -13,9 +13,10 @@ from pydantic import Field, model_validator
 from nnkit.config import Config
 from nnkit.data import Data, Dataset
 from nnkit.data.corpus import Corpus
-from nnkit.data.files import read_array
+from nnkit.data.files import check_numbers, read_array
 from nnkit.errors import DataError, reading
 from nnkit.hookspecs import Register, hookimpl
+from nnkit.paths import open_regular
 
 #: Generated datasets hold at most this many values, so a model file cannot ask for more
 #: memory than a machine has.
@@ -85,11 +86,15 @@ class FileDataset(Dataset):
         if not path.is_absolute() and self.base_dir is not None:
             path = self.base_dir / path
         if path.suffix.lower() == ".npz":
-            with reading(path, DataError, "data file"), np.load(path, allow_pickle=False) as archive:
+            with open_regular(path, DataError, "data file") as f, reading(path, DataError, "data file"), \
+                    np.load(f, allow_pickle=False) as archive:
                 missing = {"x", "t"} - set(archive.files)
                 if missing:
                     raise ValueError(f"{path}: the archive lacks {sorted(missing)} (it has {archive.files})")
-                return Data(archive["x"], archive["t"])
+                x, t = archive["x"], archive["t"]
+            check_numbers(x, f"{path}: x")
+            check_numbers(t, f"{path}: t")
+            return Data(x, t)
         table = read_array(path, skip_rows=c.skip_rows)
         if table.ndim != 2 or table.shape[1] < 2:
             raise ValueError(f"{path}: expected a table with feature columns and a label column, got {table.shape}")

@@ -27,6 +27,8 @@ class Concat(Layer):
         rank = len(in_shapes[0])
         if rank == 0 or any(len(s) != rank for s in in_shapes):
             raise ValueError(f"inputs must have the same rank ≥ 1, got {list(in_shapes)}")
+        if not -rank <= self.config.axis < rank:
+            raise ValueError(f"axis {self.config.axis} is out of range for per-sample shapes of rank {rank}")
         axis = self.config.axis % rank
         others = {s[:axis] + s[axis + 1:] for s in in_shapes}
         if len(others) != 1:

@@ -12,6 +12,15 @@ from nnkit.layer import Layer, LayerConfig, Shape
 from nnkit.layers.init import InitName, normal_init
 
 
+def check_ids(ids: np.ndarray, vocab_size: int) -> None:
+    """ValueError naming the ids outside [0, vocab_size): NumPy would wrap negative ones
+    round to the end of the table and look up the wrong rows without a word."""
+    if ids.size and (ids.min() < 0 or ids.max() >= vocab_size):
+        bad = np.unique(ids[(ids < 0) | (ids >= vocab_size)])
+        shown = ", ".join(str(int(i)) for i in bad[:5]) + (", …" if len(bad) > 5 else "")
+        raise ValueError(f"ids must be in [0, {vocab_size}); got {shown}")
+
+
 class EmbeddingConfig(LayerConfig):
     type: Literal["Embedding"] = "Embedding"
     vocab_size: int = Field(ge=1, le=MAX_INT)  # number of ids, V
@@ -40,6 +49,7 @@ class Embedding(Layer):
             if not np.all(np.mod(ids, 1) == 0):
                 raise ValueError("Embedding expects integer ids")
             ids = ids.astype(np.intp)
+        check_ids(ids, self.config.vocab_size)
         self.ids = ids
         return self.params[0][ids]
 

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from nnkit.errors import ModelFileError, reading
+from nnkit.paths import open_regular
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -31,11 +32,10 @@ def format_of(path: Path) -> str:
 def read_text(path: str | Path) -> str:
     """A model file's text, refusing missing, oversized and non-UTF-8 files."""
     path = Path(path)
-    with reading(path, ModelFileError, "model file"):
-        size = path.stat().st_size
-        if size > MAX_FILE_BYTES:
-            raise ModelFileError(f"{path}: file is {size} bytes; model files are capped at {MAX_FILE_BYTES}")
-        raw = path.read_bytes()
+    with open_regular(path, ModelFileError, "model file") as f, reading(path, ModelFileError, "model file"):
+        raw = f.read(MAX_FILE_BYTES + 1)  # the cap holds on what is read, whatever the file claims
+    if len(raw) > MAX_FILE_BYTES:
+        raise ModelFileError(f"{path}: over {MAX_FILE_BYTES} bytes; model files are capped at {MAX_FILE_BYTES}")
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError as exc:

@@ -278,14 +278,14 @@ class Runner:
             scores["confusion"] = confusion_matrix(predictions, t)
         return scores
 
-    def save(self, path: str | Path) -> None:
+    def save(self, path: str | Path, *, allow_non_finite: bool = False) -> None:
         """Write the network, grads, recipe, optimizer and RNG state, progress and every
-        callback's state to `path`."""
+        callback's state to `path` (non-finite params only with `allow_non_finite`)."""
         for cb in [*self.callbacks, *self._active]:
             if cb.key is not None:
                 self.state.progress.callbacks[cb.key] = cb.state()
                 self.state.callback_arrays[cb.key] = cb.arrays()
-        save(path, self.network, self.registry, self.state, spec=self.spec)
+        save(path, self.network, self.registry, self.state, spec=self.spec, allow_non_finite=allow_non_finite)
 
 
 def _default_registry() -> Registry:
