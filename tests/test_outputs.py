@@ -212,3 +212,19 @@ def test_a_resume_that_moves_a_cosine_horizon_says_so(tmp_path: Path, capsys) ->
     assert main(["train", "--resume", str(tmp_path / "c.nnk"), "--epochs", "4", "--quiet",
                  "--out", str(tmp_path / "c.nnk")]) == 0
     assert "the cosine schedule spanned 2 epochs and now spans 4" in capsys.readouterr().out
+
+
+def test_large_inputs_are_refused_before_they_are_parsed(tmp_path: Path, capsys) -> None:
+    import msgpack
+
+    from nnkit.checkpoint.container import MAGIC
+    from nnkit.checkpoint.header import MAX_ARRAYS
+
+    big = tmp_path / "big.yaml"
+    big.write_text("nodes:\n" + "  - {type: ReLU}\n" * 80_000)  # 1.3 MB of YAML, slow to parse
+    assert main(["validate", str(big)]) == 1
+    assert "YAML model files are capped at 1,048,576 bytes" in capsys.readouterr().err
+    header = {"format": "nnkit.checkpoint", "format_version": 2, "arrays": {str(i): 0 for i in range(MAX_ARRAYS + 1)}}
+    (tmp_path / "many.nnk").write_bytes(MAGIC + msgpack.packb(header))
+    with pytest.raises(nnkit.CheckpointError, match=r"100,001 arrays; the cap is 100,000"):
+        nnkit.inspect(tmp_path / "many.nnk")
