@@ -14,7 +14,6 @@ import sys
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from nnkit.errors import NnkitError
 
@@ -40,13 +39,13 @@ def _train(args: argparse.Namespace) -> int:
     if folder is None and args.out:
         folder = str(Path(args.out).with_name(Path(args.out).stem + "-checkpoints"))
     if args.resume:
-        spec = read_model_file(args.model, get_registry()).with_train(seed=args.seed) if args.model else None
-        model = Model.load(args.resume, spec=spec, checkpoint_dir=folder)
-        if args.epochs is not None and args.epochs != model.spec.train.epochs:
-            note = _horizon_note(model.spec, args.epochs, model.epoch)
-            if note:
-                print(note)
-            model.runner.spec = model.spec.with_train(epochs=args.epochs)
+        if args.seed is not None:
+            raise NnkitError("--seed cannot change a resumed run: its data and shuffling come from the stored seed")
+        spec = read_model_file(args.model, get_registry()) if args.model else None
+        model = Model.load(args.resume, spec=spec, epochs=args.epochs, checkpoint_dir=folder, spec_source=args.model)
+        for note in model.runner.notes:  # what the resume changes, said before training
+            print(note)
+        model.runner.notes.clear()
     else:
         model = Model.from_file(args.model, epochs=args.epochs, seed=args.seed, checkpoint_dir=folder)
     progress = reporter("none" if args.quiet else args.progress)
@@ -67,15 +66,6 @@ def _train(args: argparse.Namespace) -> int:
     if checkpoints is not None and checkpoints.is_dir():
         print(f"periodic checkpoints in {checkpoints}/")
     return 0
-
-
-def _horizon_note(spec: Any, epochs: int, done: int) -> str:
-    """What changing a resumed run's epochs does to a schedule that spans the run."""
-    schedule = getattr(spec.optimizer, "schedule", None)
-    if done == 0 or schedule is None or schedule.type != "cosine" or schedule.total_steps is not None:
-        return ""
-    return (f"note: the cosine schedule spanned {spec.train.epochs} epochs and now spans {epochs}: the remaining "
-            f"epochs follow the new horizon, so the run differs from one trained for {epochs} epochs from the start")
 
 
 def _predict(args: argparse.Namespace) -> int:

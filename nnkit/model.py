@@ -112,13 +112,14 @@ class Model:
     @classmethod
     def load(cls, path: str | Path, *, grads: bool = True, mmap: bool = False, verify: bool = True,
              registry: Registry | None = None, spec: Spec | None = None, epochs: int | None = None,
-             checkpoint_dir: str | Path | None = None) -> Model:
+             checkpoint_dir: str | Path | None = None, spec_source: str | None = None) -> Model:
         """The model saved at `path`, ready to predict and to train on exactly where it
-        stopped (see `nnkit.load` for grads, mmap and verify). `spec` replaces the stored
-        recipe (its network must be the stored one); `epochs` the recipe's epochs."""
+        stopped (see `nnkit.load` for grads, mmap and verify). `spec` (a model file's, read
+        from `spec_source`) may change the stored recipe where a resume may
+        (`nnkit.training.resume.RESUMABLE`); `epochs` sets the recipe's epochs."""
         registry = registry or _default_registry()
         runner = Runner.from_checkpoint(path, epochs=epochs, spec=spec, registry=registry, grads=grads, mmap=mmap,
-                                        verify=verify, checkpoint_dir=checkpoint_dir)
+                                        verify=verify, checkpoint_dir=checkpoint_dir, spec_source=spec_source)
         return cls(runner.spec, registry, source=str(path), runner=runner, checkpoint_dir=checkpoint_dir)
 
     # -- what it holds --------------------------------------------------------------------

@@ -128,3 +128,85 @@ def test_resume_refuses_a_different_network(tmp_path: Path) -> None:
     other["nodes"][0]["units"] = 11
     with pytest.raises(nnkit.ModelFileError, match=r"differs from the checkpoint's \(nodes\)"):
         Runner.from_checkpoint(tmp_path / "a.nnk", spec=nnkit.validate_spec(other))
+
+
+def cli(*args: str) -> int:
+    from nnkit.cli import main
+
+    return main([*map(str, args)])
+
+
+@pytest.mark.parametrize("example", ["spiral", "cbow", "sequence", "digits", "regression"])
+def test_every_example_resumes_bit_for_bit_through_the_cli(example: str, tmp_path: Path) -> None:
+    path = EXAMPLES / f"{example}.toml"
+    if example == "sequence" and nnkit.get_registry().find("layer", "TimeLSTM") is None:
+        pytest.skip("needs nnkit-rnn")
+    if example in ("digits", "regression"):
+        pytest.importorskip("sklearn")
+    assert cli("train", path, "--epochs", 2, "--quiet", "--out", tmp_path / "half.nnk") == 0
+    assert cli("train", "--resume", tmp_path / "half.nnk", "--epochs", 3, "--quiet", "--out", tmp_path / "r.nnk") == 0
+    assert cli("train", path, "--epochs", 3, "--quiet", "--out", tmp_path / "straight.nnk") == 0
+    resumed, straight = nnkit.load(tmp_path / "r.nnk"), nnkit.load(tmp_path / "straight.nnk")
+    assert resumed.history == straight.history
+    for name, param in straight.params.items():
+        assert np.array_equal(resumed.params[name], param), name
+
+
+def test_a_resume_keeps_the_runs_seed_and_refuses_another_recipe(tmp_path: Path, capsys) -> None:
+    path = EXAMPLES / "spiral.toml"
+    assert cli("train", path, "--epochs", 2, "--seed", 3, "--quiet", "--out", tmp_path / "s3.nnk") == 0
+    assert cli("train", path, "--epochs", 4, "--seed", 3, "--quiet", "--out", tmp_path / "straight.nnk") == 0
+    capsys.readouterr()
+    # The model file says seed 1: the stored run's seed 3 stands, and the file is refused.
+    assert cli("train", path, "--resume", tmp_path / "s3.nnk", "--epochs", 4, "--quiet") == 1
+    assert "changes train.seed (3 → 1); only train.epochs, train.log_every, optimizer.lr may change" in \
+        capsys.readouterr().err
+    assert cli("train", "--resume", tmp_path / "s3.nnk", "--seed", 1, "--quiet") == 1
+    assert "--seed cannot change a resumed run" in capsys.readouterr().err
+    # Without the model file the stored recipe, seed included, carries on exactly.
+    assert cli("train", "--resume", tmp_path / "s3.nnk", "--epochs", 4, "--quiet", "--out", tmp_path / "r.nnk") == 0
+    assert "resuming with train.epochs 2 → 4" in capsys.readouterr().out
+    resumed, straight = nnkit.load(tmp_path / "r.nnk"), nnkit.load(tmp_path / "straight.nnk")
+    assert resumed.spec.train.seed == 3 and resumed.history == straight.history
+    # An allowed change from the model file is applied and said.
+    changed = tmp_path / "lr.toml"
+    changed.write_text(path.read_text().replace("lr = 1.0", "lr = 0.5").replace("seed = 1", "seed = 3"))
+    assert cli("train", changed, "--resume", tmp_path / "s3.nnk", "--epochs", 3, "--quiet") == 0
+    out = capsys.readouterr().out
+    assert "resuming with optimizer.lr 1.0 → 0.5" in out and "resuming with train.epochs 2 → 3" in out
+
+
+def test_saving_without_training_keeps_every_callbacks_state(tmp_path: Path) -> None:
+    model = nnkit.Model.from_file(EXAMPLES / "digits.toml", epochs=3, checkpoint_dir=tmp_path) if _sklearn() else None
+    if model is None:
+        pytest.skip("needs scikit-learn")
+    model.fit(verbose=False)
+    model.save(tmp_path / "a.nnk")
+    nnkit.load(tmp_path / "a.nnk").save(tmp_path / "b.nnk")  # loaded and saved, never trained
+    with CheckpointFile(tmp_path / "a.nnk") as a, CheckpointFile(tmp_path / "b.nnk") as b:
+        assert a.header.progress.callbacks == b.header.progress.callbacks
+        assert a.header.progress.callbacks["early_stopping"]["best_epoch"] is not None
+        stored = a.names("callbacks/")
+        assert stored and stored == b.names("callbacks/")
+        for name in stored:
+            assert np.array_equal(a.array(name), b.array(name))
+
+
+def test_keep_holds_across_resumes(tmp_path: Path) -> None:
+    model_file = tmp_path / "keep.toml"
+    model_file.write_text((EXAMPLES / "spiral.toml").read_text()
+                          + '\n[[callbacks]]\ntype = "checkpoint"\nevery = 1\nkeep = 2\n')
+    folder = tmp_path / "ckpts"
+    assert cli("train", model_file, "--epochs", 3, "--quiet", "--checkpoint-dir", folder) == 0
+    assert sorted(p.name for p in folder.iterdir()) == ["epoch-000002.nnk", "epoch-000003.nnk"]
+    assert cli("train", "--resume", folder / "epoch-000003.nnk", "--epochs", 6, "--quiet",
+               "--checkpoint-dir", folder) == 0
+    assert sorted(p.name for p in folder.iterdir()) == ["epoch-000005.nnk", "epoch-000006.nnk"]
+
+
+def _sklearn() -> bool:
+    try:
+        import sklearn  # noqa: F401
+    except ImportError:
+        return False
+    return True

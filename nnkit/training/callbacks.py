@@ -195,11 +195,13 @@ class Checkpointing(Callback):
                 runner.save(folder / "best.nnk")
         if c.keep and epoch % c.every == 0:
             name = f"epoch-{epoch:06d}.nnk"
-            runner.save(folder / name)
+            # The list first, so that the file saved now knows itself: a run resumed from
+            # it then keeps `keep` files, not one more.
             self.saved = [n for n in self.saved if n != name] + [name]
-            for old in self.saved[:-c.keep]:
+            stale, self.saved = self.saved[:-c.keep], self.saved[-c.keep:]
+            runner.save(folder / name)
+            for old in stale:
                 (folder / old).unlink(missing_ok=True)
-            self.saved = self.saved[-c.keep:]
 
     def state(self) -> dict[str, Any]:
         return {"saved": self.saved, "best_value": self.best_value, "best_epoch": self.best_epoch}

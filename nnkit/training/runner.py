@@ -29,6 +29,7 @@ from nnkit.registry import Registry
 from nnkit.spec import Spec
 from nnkit.training.callbacks import Callback, CallbackList, NanGuard
 from nnkit.training.progress import Log, LogLines
+from nnkit.training.resume import resume_recipe
 from nnkit.training.rng import streams
 from nnkit.training.state import TrainingState
 
@@ -93,30 +94,28 @@ class Runner:
     @classmethod
     def from_checkpoint(cls, path: str | Path, *, epochs: int | None = None, spec: Spec | None = None,
                         registry: Registry | None = None, checkpoint_dir: str | Path | None = None,
-                        grads: bool = True, mmap: bool = False, verify: bool = True) -> Runner:
+                        grads: bool = True, mmap: bool = False, verify: bool = True,
+                        spec_source: str | None = None) -> Runner:
         """A runner that continues exactly where the checkpoint at `path` stopped.
 
-        `spec` (e.g. the model file again, with more epochs) replaces the stored training
-        recipe; its network part must equal the stored one. grads=False reads neither the
+        `spec` (e.g. the model file again, from `spec_source`) may change the stored recipe
+        in `nnkit.training.resume.RESUMABLE` fields only (each change becomes a line in `notes`);
+        `epochs` sets the recipe's epochs. grads=False reads neither the
         stored grads (they start at zero) nor the optimizer's state, for a runner that only
         evaluates or predicts (`resumable` is then False). mmap and verify: see `nnkit.load`.
         """
         registry = registry or _default_registry()
         with Checkpoint(path, registry, writable=mmap) as checkpoint:
             network = checkpoint.network(grads=grads, mmap=mmap, verify=verify)
-            recipe = network.spec
-            if spec is not None:
-                different = recipe.network_differences(spec)
-                if different:
-                    raise ModelFileError(f"{checkpoint.path}: the model file's network differs from the "
-                                         f"checkpoint's ({', '.join(different)})")
-                recipe = spec.replace(inputs=recipe.inputs)
-            recipe = recipe.with_train(epochs=epochs)
+            recipe, notes = resume_recipe(network.spec, (spec or network.spec).with_train(epochs=epochs),
+                                          str(checkpoint.path), checkpoint.header.progress.epoch)
             state = checkpoint.training_state(network, make_optimizer(recipe, registry), with_optimizer=grads)
-        data = RecipeData(recipe, registry, str(path), streams(recipe.train.seed))
+        # Relative data paths start at the model file given again, else at the checkpoint.
+        data = RecipeData(recipe, registry, spec_source or str(path), streams(recipe.train.seed))
         runner = cls(network, state, registry, spec=recipe, data=data, source=str(path),
                      checkpoint_dir=checkpoint_dir)
         runner.resumable = grads
+        runner.notes.extend(notes)
         return runner
 
     # -- data ---------------------------------------------------------------------------
@@ -281,7 +280,7 @@ class Runner:
     def save(self, path: str | Path, *, allow_non_finite: bool = False) -> None:
         """Write the network, grads, recipe, optimizer and RNG state, progress and every
         callback's state to `path` (non-finite params only with `allow_non_finite`)."""
-        for cb in [*self.callbacks, *self._active]:
+        for cb in self._active:  # a callback that has not run since loading keeps what was stored
             if cb.key is not None:
                 self.state.progress.callbacks[cb.key] = cb.state()
                 self.state.callback_arrays[cb.key] = cb.arrays()
