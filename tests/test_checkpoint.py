@@ -340,7 +340,7 @@ def test_resaving_a_format_1_file_writes_the_current_format(tmp_path: Path) -> N
     runner = Runner.from_checkpoint(FORMAT1)
     runner.save(tmp_path / "new.nnk")
     with ckptfile.CheckpointFile(tmp_path / "new.nnk") as new, ckptfile.CheckpointFile(FORMAT1) as old:
-        assert new.header.format_version == nnkit.checkpoint.header.FORMAT_VERSION == 2
+        assert new.header.format_version == nnkit.checkpoint.header.FORMAT_VERSION == 3
         assert all(e.xxh3 and e.crc32 is None for e in new.index.values())
         assert list(new.names()) == list(old.names())
         for name in old.names():

@@ -149,7 +149,7 @@ def test_inspect_text_and_json(checkpoint: Path, capsys) -> None:
     assert "progress: epoch 5, step 50" in out and "params/fc1.W" in out and "float64" in out
     assert main(["inspect", str(checkpoint), "--json"]) == 0
     info = json.loads(capsys.readouterr().out)
-    assert info["param_count"] == 63 and info["optimizer"] == {"type": "SGD", "iterations": 50}
+    assert info["param_count"] == 63 and info["optimizer"] == {"type": "SGD", "iterations": 50, "state_version": 1}
     assert {a["name"] for a in info["arrays"]} >= {"params/fc1.W", "grads/fc1.W"}
 
 

@@ -8,7 +8,8 @@ state, progress and the plugin lock (docs/checkpoint-format.md).
 Files are replaced atomically (`nnkit/atomic.py`).
 """
 
-from nnkit.checkpoint.reader import Checkpoint, LoadReport, PluginVersionWarning, inspect, load, load_into, verify
+from nnkit.checkpoint.lock import PluginVersionWarning
+from nnkit.checkpoint.reader import Checkpoint, LoadReport, inspect, load, load_into, verify
 from nnkit.checkpoint.writer import plugin_lock, save
 
 __all__ = ["Checkpoint", "LoadReport", "PluginVersionWarning", "inspect", "load", "load_into", "plugin_lock",

@@ -12,9 +12,13 @@ from nnkit.modelfile.schema import SCHEMA_DIALECT
 from nnkit.training.state import Count, Name, Progress
 
 FORMAT = "nnkit.checkpoint"
-FORMAT_VERSION = 2
-#: Which checksum each format version uses: version 1 CRC-32 (zlib's), version 2 XXH3-64.
-CHECKSUM_FIELD = {1: "crc32", 2: "xxh3"}
+FORMAT_VERSION = 3
+#: Which checksum each format version uses: version 1 CRC-32 (zlib's), versions 2 and 3
+#: XXH3-64. Version 3 adds the plugin lock of every component kind (`components`) and the
+#: optimizer's state layout version.
+CHECKSUM_FIELD = {1: "crc32", 2: "xxh3", 3: "xxh3"}
+#: The component kinds besides layers that a recipe names and `components` locks.
+RECIPE_KINDS = ("optimizer", "dataset", "metric", "callback")
 MAX_ARRAYS = 100_000
 MAX_RANK = 32
 MAX_PAYLOAD = 2**32 - 1  # msgpack bin32
@@ -67,6 +71,7 @@ class OptimizerInfo(_Strict):
 
     type: Name
     iterations: Count
+    state_version: Annotated[int, Field(ge=1, le=1_000_000)] = 1  # the optimizer class's `state_version`
 
 
 class Header(_Strict):
@@ -78,6 +83,9 @@ class Header(_Strict):
     created: Name  # ISO 8601, UTC; kept when training resumes
     spec: dict[Name, Any]  # the validated model spec, as plain data
     plugins: dict[Name, PluginLock]  # layer type → provider
+    # Every other kind the recipe names (optimizer, dataset, metric, callback): type → provider.
+    components: dict[Literal[RECIPE_KINDS], dict[Name, PluginLock]] = Field(  # type: ignore[valid-type]
+        default_factory=dict)
     progress: Progress = Field(default_factory=Progress)
     rng: dict[Name, RngState] = Field(default_factory=dict)  # stream name → state
     optimizer: OptimizerInfo | None = None

@@ -10,8 +10,6 @@ once. Nothing the file says is run or imported.
 from __future__ import annotations
 
 import math
-import re
-import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +19,9 @@ import numpy as np
 
 from nnkit.checkpoint import container
 from nnkit.checkpoint.header import Header
+from nnkit.checkpoint.lock import check_layers, usable_spec
 from nnkit.checkpoint.memory import empty_small_pages, lazy_zeros
+from nnkit.checkpoint.state import read_training_state
 from nnkit.errors import CheckpointError, ModelFileError
 from nnkit.modelfile import validate_spec
 from nnkit.network import ArraySpec, Network, NetworkPlan
@@ -32,15 +32,6 @@ from nnkit.training.rng import state_from_data
 from nnkit.training.state import TrainingState
 
 SECTIONS = ("params", "grads")
-
-
-class PluginVersionWarning(UserWarning):
-    """A checkpoint's layer type now comes from another plugin version or distribution."""
-
-
-def _major(version: str) -> int | None:
-    match = re.match(r"\s*v?(\d+)", version)
-    return int(match.group(1)) if match else None
 
 
 @dataclass
@@ -72,6 +63,7 @@ class Checkpoint:
         self.path = self.file.path
         self.header: Header = self.file.header
         self.registry = registry
+        self.missing: dict[str, str] = {}  # components not installed: what each needs (see `spec`)
 
     def close(self) -> None:
         self.file.close()
@@ -82,56 +74,14 @@ class Checkpoint:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def check_plugins(self) -> None:
-        """Fail with one clear error if a layer type the checkpoint uses is not installed,
-        or was written by a newer major version of its plugin than the installed one
-        (its params may be laid out differently); warn when the installed major version is
-        newer or another distribution now provides the type."""
-        spec = self.header.spec
-        nodes = spec.get("nodes") if isinstance(spec.get("nodes"), list) else []
-        for node in [*(nodes or []), spec.get("loss")]:
-            if not isinstance(node, dict) or not isinstance(node.get("type"), str):
-                continue
-            kind = node["type"]
-            entry = self.registry.find("layer", kind)
-            if entry is not None:
-                self._check_version(kind, entry.plugin.distribution, entry.plugin.version)
-                continue
-            origin = self.header.plugins.get(kind)
-            provided = ""
-            if origin is not None:
-                provided = (f"; it was provided by {origin.distribution} {origin.version}: "
-                            f"pip install {origin.distribution}")
-            close = self.registry.closest("layer", kind)
-            hint = f"; closest installed: {', '.join(close)}" if close else ""
-            raise CheckpointError(
-                f"{self.path}: node {node.get('name')!r} uses layer type {kind!r}, "
-                f"which no installed plugin provides{provided}{hint}")
-
-    def _check_version(self, kind: str, distribution: str, version: str) -> None:
-        origin = self.header.plugins.get(kind)
-        if origin is None:
-            return
-        if origin.distribution != distribution:
-            warnings.warn(f"{self.path}: layer type {kind!r} was provided by {origin.distribution} "
-                          f"{origin.version} and is now provided by {distribution} {version}",
-                          PluginVersionWarning, stacklevel=4)
-            return
-        stored, installed = _major(origin.version), _major(version)
-        if stored is None or installed is None or stored == installed:
-            return
-        if stored > installed:
-            raise CheckpointError(
-                f"{self.path}: layer type {kind!r} was written by {distribution} {origin.version}, newer than "
-                f"the installed {version}; pip install '{distribution}>={stored}'")
-        warnings.warn(f"{self.path}: layer type {kind!r} was written by {distribution} {origin.version}; "
-                      f"the installed {version} is a newer major version", PluginVersionWarning, stacklevel=4)
-
     def spec(self) -> Spec:
-        """The stored spec, validated as a model file is (its plugins checked first)."""
-        self.check_plugins()
+        """The stored spec, validated as a model file is (its layers' plugins checked
+        first). Components of other kinds whose plugins are missing are taken out and
+        listed in `missing` (what each needs): they are needed to train, not to predict."""
+        check_layers(self.header, self.registry, self.path)
+        data, self.missing = usable_spec(self.header, self.registry)
         try:
-            return validate_spec(self.header.spec, f"{self.path} (stored spec)", self.registry)
+            return validate_spec(data, f"{self.path} (stored spec)", self.registry)
         except ModelFileError as exc:
             raise CheckpointError(str(exc)) from None
 
@@ -224,33 +174,8 @@ class Checkpoint:
         return state_from_data(state.model_dump(), f"{self.path}: rng.{name}")
 
     def training_state(self, network: Network, optimizer: Optimizer, *, with_optimizer: bool = True) -> TrainingState:
-        """The stored optimizer state loaded into `optimizer` (unless `with_optimizer` is
-        False: nothing of it is read), the RNGs and the progress."""
-        info = self.header.optimizer
-        if with_optimizer:
-            if info is not None and info.type != optimizer.config.type:
-                raise CheckpointError(f"{self.path}: stored optimizer is {info.type!r}, not {optimizer.config.type!r}")
-            prefix = "optimizer/"
-            arrays = {n[len(prefix):]: self.file.array(n) for n in self.file.names(prefix)}
-            try:
-                optimizer.load_state_arrays(list(network.params), arrays, list(network.params.values()))
-            except (KeyError, ValueError) as exc:
-                raise CheckpointError(f"{self.path}: optimizer state does not fit the network ({exc})") from None
-            optimizer.iterations = info.iterations if info is not None else 0
-        # The stored order, so that a re-save writes the same bytes.
-        rngs = {name: network.rng if name == "network" else self.rng(name) for name in self.header.rng}
-        rngs.setdefault("network", network.rng)
-        progress = self.header.progress.model_copy(deep=True)
-        order = None
-        if progress.position:
-            if "progress/order" not in self.file.index:
-                raise CheckpointError(f"{self.path}: an unfinished epoch without its order")
-            order = np.array(self.file.array("progress/order"))
-        callback_arrays: dict[str, dict[str, np.ndarray]] = {}
-        for name in self.file.names("callbacks/"):
-            _, key, array_name = name.split("/", 2)
-            callback_arrays.setdefault(key, {})[array_name] = np.array(self.file.array(name))
-        return TrainingState(optimizer, rngs, progress, order, self.header.created, callback_arrays)
+        """The stored training state, every field checked (see `nnkit/checkpoint/state.py`)."""
+        return read_training_state(self, network, optimizer, with_optimizer=with_optimizer)
 
 
 def load(path: str | Path, registry: Registry, *, grads: bool = True, mmap: bool = False,

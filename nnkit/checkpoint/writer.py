@@ -17,7 +17,7 @@ from nnkit.checkpoint import container
 from nnkit.checkpoint.header import FORMAT, FORMAT_VERSION
 from nnkit.errors import CheckpointError
 from nnkit.network import Network
-from nnkit.registry import Registry
+from nnkit.registry import Kind, Registry
 from nnkit.spec import Spec
 from nnkit.training.rng import state_to_data
 from nnkit.training.state import TrainingState
@@ -27,10 +27,23 @@ from nnkit.version import __version__
 def plugin_lock(network: Network, registry: Registry) -> dict[str, dict[str, str]]:
     """Layer type → the distribution and version that provided it."""
     spec = network.spec
-    types = {n.type for n in spec.nodes} | ({spec.loss.type} if spec.loss is not None else set())
+    return _lock(registry, "layer", {n.type for n in spec.nodes} | ({spec.loss.type} if spec.loss else set()))
+
+
+def component_lock(spec: Spec, registry: Registry) -> dict[str, dict[str, dict[str, str]]]:
+    """Kind → type → the distribution and version that provided it, for every component
+    the recipe names besides layers."""
+    datasets = {c.type for c in (spec.data, spec.validation.data if spec.validation else None) if c is not None}
+    kinds: dict[Kind, set[str]] = {"optimizer": {spec.optimizer.type}, "dataset": datasets,
+                                   "metric": {m.type for m in spec.metrics},
+                                   "callback": {c.type for c in spec.callbacks}}
+    return {kind: _lock(registry, kind, types) for kind, types in kinds.items() if types}
+
+
+def _lock(registry: Registry, kind: Kind, types: set[str]) -> dict[str, dict[str, str]]:
     lock = {}
     for name in sorted(types):
-        plugin = registry.get("layer", name).plugin
+        plugin = registry.get(kind, name).plugin
         lock[name] = {"distribution": plugin.distribution, "version": plugin.version}
     return lock
 
@@ -70,6 +83,7 @@ def save(path: str | Path, network: Network, registry: Registry, state: Training
         "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "spec": (spec or network.spec).to_dict(),
         "plugins": plugin_lock(network, registry),
+        "components": component_lock(spec or network.spec, registry),
     }
     if state is not None:
         if state.created is None:
@@ -77,7 +91,8 @@ def save(path: str | Path, network: Network, registry: Registry, state: Training
         header["created"] = state.created
         header["progress"] = state.progress.model_dump(mode="json")
         header["rng"] = {name: state_to_data(g) for name, g in state.rngs.items()}
-        header["optimizer"] = {"type": state.optimizer.config.type, "iterations": state.optimizer.iterations}
+        header["optimizer"] = {"type": state.optimizer.config.type, "iterations": state.optimizer.iterations,
+                               "state_version": state.optimizer.state_version}
         for key, value in state.optimizer.state_arrays(list(network.params)).items():
             arrays[f"optimizer/{key}"] = value
         if state.order is not None and state.progress.position:

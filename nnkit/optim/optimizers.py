@@ -36,6 +36,9 @@ class Optimizer:
     Config: ClassVar[type[OptimizerConfig]] = OptimizerConfig
     #: Names of the per-param state arrays, each shaped like its param.
     slots: ClassVar[tuple[str, ...]] = ()
+    #: The layout of that state; a plugin raises it whenever the slots change name, shape
+    #: or meaning, so that a checkpoint of another layout is refused naming both versions.
+    state_version: ClassVar[int] = 1
 
     def __init__(self, config: OptimizerConfig) -> None:
         self.config = config

@@ -65,6 +65,9 @@ class Runner:
         self.last_step: LossResult | None = None
         #: False for a runner loaded for inference (no optimizer state): it refuses to train.
         self.resumable = True
+        #: Components of the recipe whose plugins are missing → what each needs; they are
+        #: needed to train, save the recipe, or read its data, not to predict.
+        self.missing: dict[str, str] = {}
         self._active: list[Callback] = []
 
     # -- construction -------------------------------------------------------------------
@@ -107,20 +110,30 @@ class Runner:
         registry = registry or _default_registry()
         with Checkpoint(path, registry, writable=mmap) as checkpoint:
             network = checkpoint.network(grads=grads, mmap=mmap, verify=verify)
+            missing = checkpoint.missing  # plugins of the recipe's components that are not installed
             recipe, notes = resume_recipe(network.spec, (spec or network.spec).with_train(epochs=epochs),
                                           str(checkpoint.path), checkpoint.header.progress.epoch)
-            state = checkpoint.training_state(network, make_optimizer(recipe, registry), with_optimizer=grads)
+            with_optimizer = grads and not any(k.startswith("optimizer ") for k in missing)
+            state = checkpoint.training_state(network, make_optimizer(recipe, registry), with_optimizer=with_optimizer)
         # Relative data paths start at the model file given again, else at the checkpoint.
         data = RecipeData(recipe, registry, spec_source or str(path), streams(recipe.train.seed))
         runner = cls(network, state, registry, spec=recipe, data=data, source=str(path),
                      checkpoint_dir=checkpoint_dir)
         runner.resumable = grads
+        runner.missing = missing
         runner.notes.extend(notes)
         return runner
 
     # -- data ---------------------------------------------------------------------------
 
+    def _needs_all_plugins(self, what: str) -> None:
+        if self.missing:
+            raise TrainingError(f"{self.source}: to {what} it, {'; '.join(self.missing.values())}")
+
     def _recipe(self) -> RecipeData:
+        if any(k.startswith("dataset ") for k in self.missing):
+            raise DataError(f"{self.source}: its data: "
+                            + "; ".join(v for k, v in self.missing.items() if k.startswith("dataset ")))
         if self.recipe_data is None:
             raise DataError(f"{self.source}: the runner was given no data; pass x and t")
         return self.recipe_data
@@ -170,6 +183,7 @@ class Runner:
         else the model file's) is scored as val_loss and val_<metric>. A run stopped
         mid-epoch and saved resumes mid-epoch. `log` gets one plain line every few epochs.
         """
+        self._needs_all_plugins("train")
         if not self.resumable:
             raise TrainingError(f"{self.source}: loaded for inference (grads=False), without the optimizer's state; "
                                 "load it with grads=True to train on")
@@ -280,6 +294,7 @@ class Runner:
     def save(self, path: str | Path, *, allow_non_finite: bool = False) -> None:
         """Write the network, grads, recipe, optimizer and RNG state, progress and every
         callback's state to `path` (non-finite params only with `allow_non_finite`)."""
+        self._needs_all_plugins("save")  # its recipe would lose the components it cannot build
         for cb in self._active:  # a callback that has not run since loading keeps what was stored
             if cb.key is not None:
                 self.state.progress.callbacks[cb.key] = cb.state()
