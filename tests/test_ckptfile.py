@@ -291,4 +291,6 @@ def test_read_failures_are_checkpoint_errors(tmp_path: Path, monkeypatch, preadv
 ])
 def test_reads_are_cut_into_contiguous_runs_of_about_equal_bytes(sizes, count, expected) -> None:
     names = list("abcdefgh"[:len(sizes)])
-    assert ["".join(run) for run in ckptfile._runs(names, sizes, count)] == expected
+    from nnkit.checkpoint.parallel import _runs
+
+    assert ["".join(run) for run in _runs(names, sizes, count)] == expected

@@ -20,8 +20,7 @@ from __future__ import annotations
 import math
 import mmap
 import os
-import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -33,6 +32,7 @@ from pydantic import ValidationError
 from nnkit.atomic import replacing
 from nnkit.checkpoint.checksums import RunningChecksum, checksum, raw_bytes
 from nnkit.checkpoint.header import DTYPES, FORMAT, FORMAT_VERSION, MAX_ARRAYS, MAX_PAYLOAD, ArrayEntry, Header
+from nnkit.checkpoint.parallel import Reading
 from nnkit.errors import CheckpointError, reading
 from nnkit.paths import open_regular
 
@@ -117,6 +117,27 @@ def write(path: str | Path, header: dict[str, Any], arrays: Mapping[str, np.ndar
 
 def _refuse_ext(code: int, data: bytes) -> Any:
     raise ValueError(f"msgpack extension type {code} is not allowed in a checkpoint")
+
+
+def _plain(value: Any) -> Any:
+    # msgpack decodes its timestamp extension (type -1) itself, past ext_hook.
+    if isinstance(value, msgpack.Timestamp):
+        raise ValueError("msgpack extension type -1 (timestamp) is not allowed in a checkpoint")
+    return value
+
+
+def _plain_map(pairs: list[tuple[Any, Any]]) -> dict[Any, Any]:
+    """A map without repeated keys (msgpack would keep the last one silently) or extensions."""
+    result: dict[Any, Any] = {}
+    for key, value in pairs:
+        if key in result:
+            raise ValueError(f"duplicate key {str(key)[:64]!r}")
+        result[key] = _plain(value)
+    return result
+
+
+def _plain_list(items: list[Any]) -> list[Any]:
+    return [_plain(item) for item in items]
 
 
 class CheckpointFile:
@@ -258,69 +279,12 @@ class CheckpointFile:
         return CheckpointError(f"{self.path}: array {name!r}: checksum mismatch (the file is damaged)")
 
 
-class Reading:
-    """Arrays being read on worker threads (or, when small, read by `result()` itself).
-
-    Each worker takes one contiguous run of the arrays, about an equal share of the
-    bytes: two tasks instead of one per array (a task costs ~20 us to hand over), and
-    each thread reads its part of the file front to back.
-    """
-
-    def __init__(self, names: list[str], sizes: list[int], read_one: Callable[[str], np.ndarray],
-                 workers: int) -> None:
-        self._names, self._read_one = names, read_one
-        self._done: dict[str, np.ndarray] = {}
-        self._stop = threading.Event()
-        self._pool = ThreadPoolExecutor(max_workers=workers) if workers else None
-        pool = self._pool
-        self._futures = [pool.submit(self._run, run) for run in _runs(names, sizes, workers)] if pool else []
-
-    def _run(self, names: list[str]) -> None:
-        try:
-            for name in names:
-                if self._stop.is_set():
-                    return
-                self._done[name] = self._read_one(name)
-        except BaseException:
-            self._stop.set()  # the other workers stop at their next array
-            raise
-
-    def result(self) -> dict[str, np.ndarray]:
-        """Wait for every array; the first failure (e.g. a checksum mismatch) is raised."""
-        if self._pool is None:
-            return {name: self._read_one(name) for name in self._names}
-        try:
-            for future in self._futures:
-                future.result()
-        finally:
-            self.cancel()
-        return {name: self._done[name] for name in self._names}
-
-    def cancel(self) -> None:
-        """Stop at the next array and wait for the workers."""
-        self._stop.set()
-        if self._pool is not None:
-            self._pool.shutdown(wait=True)
-
-
-def _runs(names: list[str], sizes: list[int], count: int) -> list[list[str]]:
-    """`names` cut into at most `count` contiguous runs of about equal total size."""
-    runs: list[list[str]] = [[] for _ in range(count)]
-    total, current, filled = sum(sizes), 0, 0
-    for name, size in zip(names, sizes):
-        if filled + size / 2 > total * (current + 1) / count and current < count - 1 and runs[current]:
-            current += 1
-        runs[current].append(name)
-        filled += size
-    return [run for run in runs if run]
-
-
 def _read_header(f: Any, path: Path) -> tuple[Header, int]:
     if f.read(len(MAGIC)) != MAGIC:
         raise CheckpointError(f"{path}: not an nnkit checkpoint (wrong magic)")
     unpacker = msgpack.Unpacker(
         f, raw=False, strict_map_key=True, ext_hook=_refuse_ext, max_buffer_size=MAX_HEADER_BYTES,
-        use_list=True, timestamp=0,
+        use_list=True, timestamp=0, object_pairs_hook=_plain_map, list_hook=_plain_list,
     )
     try:
         data = unpacker.unpack()

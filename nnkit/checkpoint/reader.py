@@ -209,8 +209,21 @@ def verify(path: str | Path) -> int:
     return len(names)
 
 
+def printable(value: Any) -> Any:
+    """`value` with every string's control characters escaped (`\\x1b`, `\\n` …): a header
+    string printed to a terminal must not move the cursor, clear the screen or fake lines."""
+    if isinstance(value, str):
+        return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in value)
+    if isinstance(value, dict):
+        return {printable(k): printable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [printable(v) for v in value]
+    return value
+
+
 def inspect(path: str | Path) -> dict[str, Any]:
-    """What `nnkit inspect` shows: a summary of the header alone (no array is read)."""
+    """What `nnkit inspect` shows: a summary of the header alone (no array is read), every
+    string made safe to print (see `printable`)."""
     with container.CheckpointFile(path) as opened:
         h = opened.header
     nodes = [n for n in h.spec.get("nodes", []) if isinstance(n, dict)]
@@ -218,7 +231,7 @@ def inspect(path: str | Path) -> dict[str, Any]:
     summary = " → ".join(f"{n.get('name')}:{n.get('type')}" for n in nodes)
     if loss:
         summary += f" + {loss.get('type')}"
-    return {
+    return printable({
         "path": str(path), "format_version": h.format_version, "nnkit_version": h.nnkit_version,
         "created": h.created, "nodes": [{"name": n.get("name"), "type": n.get("type")} for n in nodes],
         "nodes_summary": summary, "dtype": h.spec.get("dtype"),
@@ -229,4 +242,4 @@ def inspect(path: str | Path) -> dict[str, Any]:
                      "last": h.progress.history[-1] if h.progress.history else None},
         "arrays": [{"name": k, "dtype": str(np.dtype(e.dtype)), "shape": e.shape, "bytes": e.length}
                    for k, e in h.arrays.items()],
-    }
+    })

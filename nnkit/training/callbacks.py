@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import math
 import warnings
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 
 import numpy as np
-from pydantic import Field
+from pydantic import ConfigDict, Field
 
-from nnkit.config import Config
-from nnkit.errors import ModelFileError, TrainingError
+from nnkit.config import Config, Strict
+from nnkit.errors import CheckpointError, ModelFileError, TrainingError
 from nnkit.hookspecs import Register, hookimpl
 from nnkit.names import ParamRef
 
@@ -63,7 +62,9 @@ class Callback:
         return {}
 
     def load_arrays(self, arrays: dict[str, np.ndarray]) -> None:
-        """Restore what `arrays()` returned."""
+        """Restore what `arrays()` returned. Here and in `load_state`, raise ValueError (a
+        pydantic ValidationError is one) for state that does not fit: the runner reports it
+        as a CheckpointError naming the callback."""
 
 
 class CallbackList(Callback):
@@ -152,6 +153,24 @@ class NanGuard(Callback):
                                     "values. Nothing was saved; try a smaller lr or train.max_grad")
 
 
+class CheckpointingState(Strict):
+    """What the checkpoint callback keeps across a resume."""
+
+    saved: list[Annotated[str, Field(pattern=r"^epoch-\d{6,}\.nnk$")]] = Field(default_factory=list, max_length=100_000)
+    best_value: float | None = None
+    best_epoch: Annotated[int, Field(ge=1)] | None = None
+
+
+class EarlyStoppingState(Strict):
+    """What early stopping keeps across a resume."""
+
+    model_config = ConfigDict(allow_inf_nan=True)
+    best_value: float | None = None
+    best_epoch: Annotated[int, Field(ge=1)] | None = None
+    wait: Annotated[int, Field(ge=0)] = 0
+    stopped_epoch: Annotated[int, Field(ge=1)] | None = None
+
+
 class CheckpointConfig(Config):
     type: Literal["checkpoint"] = "checkpoint"
     every: int = Field(default=1, ge=1, le=10_000_000)  # epochs between periodic checkpoints
@@ -207,8 +226,8 @@ class Checkpointing(Callback):
         return {"saved": self.saved, "best_value": self.best_value, "best_epoch": self.best_epoch}
 
     def load_state(self, state: dict[str, Any]) -> None:
-        self.saved = [str(n) for n in state.get("saved", []) if Path(str(n)).name == n]
-        self.best_value, self.best_epoch = state.get("best_value"), state.get("best_epoch")
+        checked = CheckpointingState.model_validate(state)
+        self.saved, self.best_value, self.best_epoch = list(checked.saved), checked.best_value, checked.best_epoch
 
 
 class EarlyStoppingConfig(Config):
@@ -268,14 +287,23 @@ class EarlyStopping(Callback):
                 "stopped_epoch": self.stopped_epoch}
 
     def load_state(self, state: dict[str, Any]) -> None:
-        self.best_value, self.best_epoch = state.get("best_value"), state.get("best_epoch")
-        self.wait, self.stopped_epoch = int(state.get("wait", 0)), state.get("stopped_epoch")
+        checked = EarlyStoppingState.model_validate(state)
+        self.best_value, self.best_epoch = checked.best_value, checked.best_epoch
+        self.wait, self.stopped_epoch = checked.wait, checked.stopped_epoch
 
     def arrays(self) -> dict[str, np.ndarray]:
         return self.best_params
 
     def load_arrays(self, arrays: dict[str, np.ndarray]) -> None:
         self.best_params = {k: np.array(v) for k, v in arrays.items()}
+
+    def on_train_begin(self, runner: Runner) -> None:
+        # Restored best params must be the network's own, name for name, dtype and shape.
+        params = runner.network.params
+        if self.best_params and (set(self.best_params) != set(params) or any(
+                a.dtype != params[k].dtype or a.shape != params[k].shape for k, a in self.best_params.items())):
+            raise CheckpointError(f"{runner.source}: callbacks/early_stopping: the best epoch's params do not fit "
+                                  "the network")
 
 
 @hookimpl

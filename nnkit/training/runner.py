@@ -18,7 +18,7 @@ import numpy as np
 from nnkit.checkpoint import Checkpoint, save
 from nnkit.data import Data, Inputs, count_rows, take_rows
 from nnkit.data.recipe import RecipeData, inputs_like
-from nnkit.errors import DataError, ModelFileError, TrainingError
+from nnkit.errors import CheckpointError, DataError, ModelFileError, TrainingError
 from nnkit.inference import confusion_matrix
 from nnkit.metrics import Metric
 from nnkit.modelfile import read_model_file
@@ -68,6 +68,7 @@ class Runner:
         #: Components of the recipe whose plugins are missing → what each needs; they are
         #: needed to train, save the recipe, or read its data, not to predict.
         self.missing: dict[str, str] = {}
+        self._restored: set[int] = set()  # callbacks that have had their stored state
         self._active: list[Callback] = []
 
     # -- construction -------------------------------------------------------------------
@@ -206,12 +207,8 @@ class Runner:
         self._active = [*guard, *self.callbacks, *(callbacks or [])]
         if log is not None:
             self._active.append(LogLines(log))
-        progress = self.state.progress
-        for cb in self._active:
-            if cb.key is not None and cb.key in progress.callbacks:
-                cb.load_state(progress.callbacks[cb.key])
-            if cb.key is not None and cb.key in self.state.callback_arrays:
-                cb.load_arrays(self.state.callback_arrays[cb.key])
+        self._restore_callbacks()
+        self.check_resume(n, steps)
         hooks = CallbackList(self._active)
         self.stop_training = False
         hooks.on_train_begin(self)
@@ -222,6 +219,39 @@ class Runner:
             self._loop(x, t, validation, target, steps, batch, hooks)
         hooks.on_train_end(self)
         return self.history
+
+    def _restore_callbacks(self) -> None:
+        """Give each callback its stored state, once (a later `fit` keeps what it has)."""
+        progress = self.state.progress
+        for cb in self._active:
+            if cb.key is None or id(cb) in self._restored:
+                continue
+            self._restored.add(id(cb))
+            try:
+                if cb.key in progress.callbacks:
+                    cb.load_state(progress.callbacks[cb.key])
+                if cb.key in self.state.callback_arrays:
+                    cb.load_arrays(self.state.callback_arrays[cb.key])
+            except (ValueError, TypeError, KeyError) as exc:
+                reason = " ".join(str(exc).split())[:300]
+                raise CheckpointError(f"{self.source}: progress.callbacks.{cb.key}: {reason}") from None
+
+    def check_resume(self, n: int, steps: int) -> None:
+        """A stored unfinished epoch must fit the data it resumes on: an order of all `n`
+        samples, a position inside the epoch, running sums of this run's metrics."""
+        progress, order = self.state.progress, self.state.order
+        if not progress.position:
+            return
+        if order is None or len(order) != n:
+            raise CheckpointError(f"{self.source}: progress/order holds {0 if order is None else len(order)} "
+                                  f"samples; the data has {n}")
+        if progress.position >= steps:
+            raise CheckpointError(f"{self.source}: progress.position {progress.position} is past the epoch's "
+                                  f"{steps} steps")
+        expected = {"loss", *(m.name for m in self.metrics)}
+        if set(progress.running) != expected:
+            raise CheckpointError(f"{self.source}: progress.running holds {sorted(progress.running)}, not "
+                                  f"{sorted(expected)}")
 
     def _loop(self, x: Inputs, t: np.ndarray, validation: tuple[Inputs, np.ndarray] | None,
               target: int, steps: int, batch: int, hooks: CallbackList) -> None:
