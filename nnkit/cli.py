@@ -123,7 +123,9 @@ def _validate(args: argparse.Namespace) -> int:
     spec = read_model_file(args.model, registry)
     if spec.inputs is None:  # shapes come from the data: make it, as training would
         spec = spec.replace(inputs=inputs_like(RecipeData(spec, registry, args.model, streams(spec.train.seed)).all))
-    print(f"{args.model}: ok: {NetworkPlan(spec, registry, source=args.model).describe()}")
+    plan = NetworkPlan(spec, registry, source=args.model)
+    plan.check_batch(spec.train.batch_size, "a training step")
+    print(f"{args.model}: ok: {plan.describe()}")
     return 0
 
 
@@ -339,6 +341,10 @@ def _run(args: argparse.Namespace) -> int:
         raise
     except NnkitError as exc:
         print(f"nnkit: error: {' '.join(str(exc).split())}", file=sys.stderr)
+        return 1
+    except MemoryError:
+        print("nnkit: error: out of memory: lower the batch size or the network's size (see NNKIT_MAX_PARAMS and "
+              "NNKIT_MAX_ACTIVATION_BYTES)", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("nnkit: interrupted", file=sys.stderr)

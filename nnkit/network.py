@@ -159,6 +159,23 @@ class NetworkPlan:
         """Per-sample shape of the first output."""
         return self.shapes[self.spec.outputs[0]]
 
+    def values_per_sample(self) -> int:
+        """How many numbers one sample's pass makes: every input's and node's output."""
+        return sum(int(np.prod(shape, dtype=np.int64)) for shape in self.shapes.values())
+
+    def check_batch(self, batch: int, what: str) -> None:
+        """Refuse, before anything is allocated, a batch whose activations would not fit:
+        forward values, their grads and the layers' caches take about three times the
+        values of a pass. The cap is NNKIT_MAX_ACTIVATION_BYTES, by default half the
+        machine's memory."""
+        need = 3 * batch * self.values_per_sample() * self.dtype.itemsize
+        cap = env_count("NNKIT_MAX_ACTIVATION_BYTES", default_activation_cap())
+        if need > cap:
+            raise ModelFileError(
+                f"{self.source}: {what} with batch {batch:,} needs about {need / 2**30:,.1f} GiB of activations "
+                f"({self.values_per_sample():,} values per sample); the cap is {cap / 2**30:,.1f} GiB: lower the "
+                "batch size, or set NNKIT_MAX_ACTIVATION_BYTES")
+
     def describe(self) -> str:
         """One line: nodes, params, output shape and loss."""
         loss = f", loss {self.spec.loss.type}" if self.spec.loss is not None else ""
@@ -166,9 +183,32 @@ class NetworkPlan:
                 f"output {'×'.join(map(str, self.output_shape)) or 'scalar'} per sample{loss}")
 
 
+def default_activation_cap() -> int:
+    """Half the machine's memory (8 GiB where it cannot be told)."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2
+    except (AttributeError, ValueError, OSError):
+        return 8 * 2**30
+
+
 def max_params_from_env() -> int:
     """The param cap: NNKIT_MAX_PARAMS, else DEFAULT_MAX_PARAMS."""
-    return int(os.environ.get("NNKIT_MAX_PARAMS", DEFAULT_MAX_PARAMS))
+    return env_count("NNKIT_MAX_PARAMS", DEFAULT_MAX_PARAMS)
+
+
+def env_count(name: str, default: int) -> int:
+    """A whole number ≥ 1 from the environment variable `name`, else `default`;
+    ModelFileError for anything else (a knob that is silently ignored is worse than none)."""
+    text = os.environ.get(name, "").strip().replace("_", "")
+    if not text:
+        return default
+    try:
+        value = int(float(text)) if "e" in text.lower() else int(text)
+    except ValueError:
+        raise ModelFileError(f"{name}={os.environ[name]!r}: must be a whole number, e.g. {default}") from None
+    if value < 1:
+        raise ModelFileError(f"{name}={os.environ[name]!r}: must be at least 1")
+    return value
 
 
 class LossResult:
@@ -196,7 +236,7 @@ class Network:
         plan's `owned` ones; default: fresh, drawn from `rng` in graph order) and `grads`
         (default: zeros) are adopted as they are, not copied. `rng` is also what layers
         draw randomness from (dropout)."""
-        self.spec, self.rng, self.dtype = plan.spec, rng, plan.dtype
+        self.spec, self.rng, self.dtype, self.plan = plan.spec, rng, plan.dtype, plan
         self.layers, self.loss_layer, self.shapes = plan.layers, plan.loss_layer, plan.shapes
         self.shared = plan.shared
         self.input_names = plan.spec.input_names
@@ -347,6 +387,7 @@ class Network:
         if not isinstance(inputs, Mapping) and len(self.input_names) != 1:
             self._feed(inputs)  # raises: several inputs need names
         n = count_rows(inputs)
+        self.plan.check_batch(min(batch_size, n), "predicting")
         to_user = self.loss_layer is not None and self.spec.loss is not None \
             and self.spec.loss.inputs[0] == self.outputs[0]
         chunks = []

@@ -3,7 +3,8 @@
 Each plugin is imported and each of its hooks is called on its own, inside its own
 try/except: a broken plugin is recorded (and warned about) and every other plugin keeps
 working. `NNKIT_DISABLE_PLUGINS=a,b` skips entry points by name, `NNKIT_LOAD_PLUGINS=a,b`
-loads only those; built-ins always load.
+loads only those (`none`: no entry point); built-ins always load. A name that is no
+installed plugin is warned about.
 
 This is the only module that knows the built-in plugins and the installed ones. The core
 (specs, networks, checkpoints, the runner's loop) is handed a `Registry`; the default one,
@@ -118,8 +119,14 @@ def _call_hook(pm: pluggy.PluginManager, registry: Registry, infos: dict[str, Pl
 def _installed_plugins() -> list[tuple[PluginInfo, Any]]:
     disabled = _names_from_env("NNKIT_DISABLE_PLUGINS") or set()
     only = _names_from_env("NNKIT_LOAD_PLUGINS")
+    entry_points = sorted(metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name)
+    installed = {ep.name for ep in entry_points}
+    for var, names in (("NNKIT_DISABLE_PLUGINS", disabled), ("NNKIT_LOAD_PLUGINS", (only or set()) - {"none"})):
+        for unknown in sorted(names - installed):
+            warnings.warn(f"{var} names {unknown!r}, which is no installed plugin (installed: "
+                          f"{', '.join(sorted(installed)) or 'none'})", PluginWarning, stacklevel=3)
     found = []
-    for ep in sorted(metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
+    for ep in entry_points:
         if ep.name in disabled or (only is not None and ep.name not in only):
             continue
         dist = ep.dist.name if ep.dist is not None else "unknown"

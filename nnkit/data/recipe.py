@@ -19,10 +19,14 @@ class RecipeData:
     """The training and validation data of `spec`. Each dataset draws from its own stream
     of the run's seed, so the same seed always gives the same data, resumed or not."""
 
-    def __init__(self, spec: Spec, registry: Registry, source: str, rngs: Mapping[str, np.random.Generator]) -> None:
+    def __init__(self, spec: Spec, registry: Registry, source: str, rngs: Mapping[str, np.random.Generator], *,
+                 confine: bool = False) -> None:
+        """`confine`: the recipe comes from a file nnkit did not get from the user (a
+        checkpoint's stored spec): its data paths must stay inside that file's folder."""
         self.spec, self.registry, self.source, self.rngs = spec, registry, source, rngs
         #: Relative data paths start at the folder of the model file that names them.
         self.base_dir = Path(source).parent if source and not source.startswith("<") else None
+        self.confine = confine
         self._all: Data | None = None
         self._split: tuple[Data, Data | None] | None = None
 
@@ -36,6 +40,12 @@ class RecipeData:
         return self._all
 
     def _load(self, config: Any, stream: str) -> Data:
+        path = getattr(config, "path", None)
+        if self.confine and isinstance(path, str):
+            folder = (self.base_dir or Path(".")).resolve()
+            if not (folder / path).resolve().is_relative_to(folder):
+                raise DataError(f"{self.source}: the stored recipe's data path {path!r} leads outside the "
+                                f"checkpoint's folder {folder}; pass the data yourself (nnkit evaluate --data FILE)")
         dataset = self.registry.get("dataset", config.type).cls(config)
         dataset.base_dir = self.base_dir
         try:

@@ -70,7 +70,7 @@ def _position(text: str, fmt: str | None, path: tuple[Any, ...]) -> tuple[int, i
 
 
 _KIND_OF_SECTION: dict[str, Kind] = {"nodes": "layer", "loss": "layer", "optimizer": "optimizer", "data": "dataset",
-                    "metrics": "metric"}
+                                     "metrics": "metric", "callbacks": "callback", "validation": "dataset"}
 
 
 def _describe(err: Any, data: dict[str, Any], registry: Registry) -> str:

@@ -117,7 +117,8 @@ class Runner:
             with_optimizer = grads and not any(k.startswith("optimizer ") for k in missing)
             state = checkpoint.training_state(network, make_optimizer(recipe, registry), with_optimizer=with_optimizer)
         # Relative data paths start at the model file given again, else at the checkpoint.
-        data = RecipeData(recipe, registry, spec_source or str(path), streams(recipe.train.seed))
+        data = RecipeData(recipe, registry, spec_source or str(path), streams(recipe.train.seed),
+                          confine=spec_source is None)
         runner = cls(network, state, registry, spec=recipe, data=data, source=str(path),
                      checkpoint_dir=checkpoint_dir)
         runner.resumable = grads
@@ -200,6 +201,7 @@ class Runner:
             raise DataError(f"batch_size {batch} is larger than the {n} training samples")
         if self.network.loss_layer is None:
             raise ModelFileError(f"{self.source}: the network has no loss; add a [loss] section")
+        self.network.plan.check_batch(batch, "a training step")
         # A schedule spans the recipe's epochs, however many `fit` calls reach them.
         self.optimizer.total_steps = self.spec.train.epochs * steps
         self.steps_per_epoch, self.target_epochs = steps, target
