@@ -288,6 +288,8 @@ class EarlyStopping(Callback):
 
     def load_state(self, state: dict[str, Any]) -> None:
         checked = EarlyStoppingState.model_validate(state)
+        if checked.wait >= self.config.patience:
+            raise ValueError(f"wait {checked.wait} is not below the patience of {self.config.patience}")
         self.best_value, self.best_epoch = checked.best_value, checked.best_epoch
         self.wait, self.stopped_epoch = checked.wait, checked.stopped_epoch
 
@@ -298,6 +300,11 @@ class EarlyStopping(Callback):
         self.best_params = {k: np.array(v) for k, v in arrays.items()}
 
     def on_train_begin(self, runner: Runner) -> None:
+        where = f"{runner.source}: progress.callbacks.early_stopping"
+        for field in ("best_epoch", "stopped_epoch"):
+            epoch = getattr(self, field)
+            if epoch is not None and epoch > runner.epoch:
+                raise CheckpointError(f"{where}.{field} {epoch} is past the {runner.epoch} finished epochs")
         # Restored best params must be the network's own, name for name, dtype and shape.
         params = runner.network.params
         if self.best_params and (set(self.best_params) != set(params) or any(
