@@ -211,3 +211,30 @@ def test_a_checkpoints_data_paths_stay_in_its_folder(tmp_path: Path, capsys) -> 
     assert main(["evaluate", str(run / "m.nnk"), "--data", str(tmp_path / "mine.npz")]) == 0  # data given: fine
     # The model file given again is the user's choice: its paths are read.
     assert main(["train", str(model_file), "--resume", str(run / "m.nnk"), "--epochs", "2", "--quiet"]) == 0
+
+
+def test_inspect_escapes_control_characters(saved: Path, tmp_path: Path, capsys) -> None:
+    from nnkit.checkpoint import container
+
+    with CheckpointFile(saved) as opened:
+        header = opened.header.model_dump(exclude={"arrays"})
+        arrays = {n: np.array(opened.array(n)) for n in opened.names()}
+    header["created"] = "\x1b[2J\x1b[H2026\nfake line"
+    container.write(tmp_path / "esc.nnk", header, arrays)
+    assert main(["inspect", str(tmp_path / "esc.nnk")]) == 0
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and "\\x1b[2J\\x1b[H2026\\nfake line" in out
+
+
+def test_a_header_may_not_repeat_a_key(saved: Path, tmp_path: Path) -> None:
+    import msgpack
+
+    from nnkit.checkpoint.container import MAGIC
+
+    raw = saved.read_bytes()
+    body = raw[len(MAGIC):]
+    packed_key = msgpack.packb("nnkit_version")
+    forged = body.replace(packed_key, msgpack.packb("format_version"), 1)  # a second 'format_version' key
+    (tmp_path / "dup.nnk").write_bytes(MAGIC + forged)
+    with pytest.raises(nnkit.CheckpointError, match="duplicate key 'format_version'"):
+        nnkit.inspect(tmp_path / "dup.nnk")
