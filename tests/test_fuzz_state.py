@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 import random
 import signal
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -23,7 +24,7 @@ import numpy as np
 import pytest
 
 import nnkit
-from nnkit.checkpoint import container
+from nnkit.checkpoint import PluginVersionWarning, container
 from nnkit.training.callbacks import Callback
 
 RECIPE = {
@@ -102,7 +103,7 @@ def position_past(h: dict, a: dict, rng: random.Random) -> None:
 
 def order_not_permutation(h: dict, a: dict, rng: random.Random) -> None:
     order = a["progress/order"].copy()
-    order[rng.randrange(len(order))] = order[0] if order[0] != order[1] else order[2]
+    order[rng.randrange(1, len(order))] = order[0]  # one sample twice, another never
     a["progress/order"] = order
 
 
@@ -272,7 +273,8 @@ def fuzz(original: tuple[dict, dict], folder: Path, cases: int, seed: int) -> di
         counts["cases"] += 1
         for name, call in entry_points(path).items():
             try:
-                with deadline(20), np.errstate(all="ignore"):
+                with deadline(20), np.errstate(all="ignore"), warnings.catch_warnings():
+                    warnings.simplefilter("ignore", PluginVersionWarning)  # a changed lock is worth a warning
                     call()
             except nnkit.NnkitError:
                 counts["refused"] += 1
@@ -311,4 +313,5 @@ def test_fuzzed_checkpoints_short(original, tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_fuzzed_checkpoints_ten_thousand(original, tmp_path: Path) -> None:
     counts = fuzz(original, tmp_path, cases=10_500, seed=2)
+    print(counts)  # shown with -s: cases, refusals, and the zeros that matter
     assert counts["cases"] >= 10_000

@@ -34,6 +34,7 @@ from nnkit.checkpoint.checksums import RunningChecksum, checksum, raw_bytes
 from nnkit.checkpoint.header import DTYPES, FORMAT, FORMAT_VERSION, MAX_ARRAYS, MAX_PAYLOAD, ArrayEntry, Header
 from nnkit.checkpoint.parallel import Reading
 from nnkit.errors import CheckpointError, reading
+from nnkit.modelfile.parse import unique_keys
 from nnkit.paths import open_regular
 
 MAGIC = msgpack.packb("nnkit-ckpt")
@@ -128,12 +129,7 @@ def _plain(value: Any) -> Any:
 
 def _plain_map(pairs: list[tuple[Any, Any]]) -> dict[Any, Any]:
     """A map without repeated keys (msgpack would keep the last one silently) or extensions."""
-    result: dict[Any, Any] = {}
-    for key, value in pairs:
-        if key in result:
-            raise ValueError(f"duplicate key {str(key)[:64]!r}")
-        result[key] = _plain(value)
-    return result
+    return {key: _plain(value) for key, value in unique_keys(pairs).items()}
 
 
 def _plain_list(items: list[Any]) -> list[Any]:

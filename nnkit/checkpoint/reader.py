@@ -226,7 +226,8 @@ def inspect(path: str | Path) -> dict[str, Any]:
     string made safe to print (see `printable`)."""
     with container.CheckpointFile(path) as opened:
         h = opened.header
-    nodes = [n for n in h.spec.get("nodes", []) if isinstance(n, dict)]
+    stored = h.spec.get("nodes")
+    nodes = [n for n in stored if isinstance(n, dict)] if isinstance(stored, list) else []
     loss = h.spec.get("loss") if isinstance(h.spec.get("loss"), dict) else None
     summary = " → ".join(f"{n.get('name')}:{n.get('type')}" for n in nodes)
     if loss:

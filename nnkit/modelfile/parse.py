@@ -55,7 +55,7 @@ def parse_text(text: str, fmt: str, source: str) -> dict[str, Any]:
         if fmt == "toml":
             data = tomllib.loads(text)
         elif fmt == "json":
-            data = json.loads(text, object_pairs_hook=_no_duplicate_keys, parse_constant=_no_constants)
+            data = json.loads(text, object_pairs_hook=unique_keys, parse_constant=_no_constants)
         else:
             data = yaml_loader().load(text)
     except tomllib.TOMLDecodeError as exc:
@@ -83,11 +83,13 @@ def _depth(value: Any, level: int = 0) -> int:
     return level
 
 
-def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    result: dict[str, Any] = {}
+def unique_keys(pairs: list[tuple[Any, Any]]) -> dict[Any, Any]:
+    """A map from a parser's pairs, refusing a repeated key (parsers keep the last one
+    silently); for JSON model files and checkpoint headers alike."""
+    result: dict[Any, Any] = {}
     for key, value in pairs:
         if key in result:
-            raise ValueError(f"duplicate key {key!r}")
+            raise ValueError(f"duplicate key {str(key)[:64]!r}")
         result[key] = value
     return result
 
