@@ -14,6 +14,7 @@ import numpy as np
 from nnkit.atomic import write_output
 from nnkit.errors import DataError, NnkitError
 from nnkit.labels import class_indices
+from nnkit.version import install_hint
 
 
 def _figure(**kwargs: Any) -> Any:
@@ -21,7 +22,7 @@ def _figure(**kwargs: Any) -> Any:
     try:
         from matplotlib.figure import Figure
     except ImportError:
-        raise NnkitError("plotting needs matplotlib: pip install 'nnkit[plot]'") from None
+        raise NnkitError(f"plotting needs matplotlib: {install_hint('plot')}") from None
     return Figure(**kwargs)
 
 

@@ -26,7 +26,7 @@ import pluggy
 from nnkit import hookspecs
 from nnkit.errors import PluginError
 from nnkit.registry import Kind, PluginInfo, Registry
-from nnkit.version import __version__
+from nnkit.version import DISTRIBUTION, __version__
 
 ENTRY_POINT_GROUP = "nnkit"
 #: nnkit's own plugins: (the name `nnkit plugins` shows, the module of this package that
@@ -78,7 +78,7 @@ def load_registry(
             infos[info.name] = info
 
     for name, module in BUILTINS:
-        add(PluginInfo(name, "nnkit", __version__), importlib.import_module(module))
+        add(PluginInfo(name, DISTRIBUTION, __version__), importlib.import_module(module))
     if entry_points:
         for info, plugin in _installed_plugins():
             if plugin is not None:

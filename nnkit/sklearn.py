@@ -24,12 +24,14 @@ from typing import Any
 
 import numpy as np
 
+from nnkit.version import install_hint
+
 try:
     from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
     from sklearn.utils.multiclass import check_classification_targets
     from sklearn.utils.validation import check_is_fitted, validate_data
 except ImportError as exc:  # pragma: no cover - the extra is missing
-    raise ImportError("nnkit.sklearn needs scikit-learn >= 1.6: pip install 'nnkit[sklearn]'") from exc
+    raise ImportError(f"nnkit.sklearn needs scikit-learn >= 1.6: {install_hint('sklearn')}") from exc
 
 from nnkit.errors import NnkitError
 from nnkit.model import Model

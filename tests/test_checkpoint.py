@@ -50,7 +50,7 @@ def test_header_holds_spec_plugins_and_index(trained) -> None:
         header = opened.header
     assert header.format == "nnkit.checkpoint"
     assert header.spec["nodes"][0]["name"] == "fc1"
-    assert header.plugins["Affine"].distribution == "nnkit"
+    assert header.plugins["Affine"].distribution == "nnkit-numpy"
     assert header.plugins["Affine"].version == nnkit.__version__
     assert header.arrays["params/fc1.W"].dtype == "<f8"
     assert header.arrays["params/fc1.W"].shape == [2, 10]
@@ -256,8 +256,8 @@ def _with_lock(trained, tmp_path: Path, distribution: str, version: str) -> Path
 def test_a_newer_major_plugin_version_is_refused(trained, tmp_path: Path) -> None:
     major = int(nnkit.__version__.split(".")[0])
     path = _with_lock(trained, tmp_path, "nnkit", f"{major + 1}.0.0")
-    with pytest.raises(nnkit.CheckpointError, match=rf"'Affine' was written by nnkit {major + 1}.0.0, newer than"
-                                                    rf".*pip install 'nnkit>={major + 1}'"):
+    with pytest.raises(nnkit.CheckpointError, match=rf"'Affine' was written by nnkit-numpy {major + 1}.0.0, newer than"
+                                                    rf".*pip install 'nnkit-numpy>={major + 1}'"):
         nnkit.load(path)
 
 

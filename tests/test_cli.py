@@ -78,7 +78,7 @@ def test_plugins_lists_the_built_ins(capsys) -> None:
     assert main(["plugins", "--json"]) == 0
     plugins = json.loads(capsys.readouterr().out)
     layers = next(p for p in plugins if p["name"] == "nnkit.layers")
-    assert layers["distribution"] == "nnkit" and "Embedding" in layers["layers"] and layers["error"] is None
+    assert layers["distribution"] == "nnkit-numpy" and "Embedding" in layers["layers"] and layers["error"] is None
 
 
 @pytest.mark.parametrize(("args", "message"), [

@@ -140,7 +140,7 @@ def test_yaml_without_pyyaml_says_what_to_install(tmp_path: Path, monkeypatch: p
         return real_import(name, *args, **kwargs)
 
     monkeypatch.setattr(builtins, "__import__", no_yaml)
-    with pytest.raises(nnkit.ModelFileError, match=r"YAML model files need PyYAML: pip install 'nnkit\[yaml\]'"):
+    with pytest.raises(nnkit.ModelFileError, match=r"YAML model files need PyYAML: pip install 'nnkit-numpy\[yaml\]'"):
         read_model_file(write(tmp_path, "s.yaml", SPIRAL_YAML))
 
 

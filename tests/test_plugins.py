@@ -55,7 +55,7 @@ def test_built_ins_register_through_the_hooks() -> None:
     names = [p.name for p in registry.plugins]
     assert names == ["nnkit.layers", "nnkit.optimizers", "nnkit.datasets", "nnkit.metrics", "nnkit.callbacks"]
     layers = registry.plugins[0]
-    assert layers.distribution == "nnkit" and "Affine" in layers.provides["layer"]
+    assert layers.distribution == "nnkit-numpy" and "Affine" in layers.provides["layer"]
     assert registry.get("layer", "Affine").plugin is layers
 
 
@@ -94,7 +94,7 @@ def test_a_plugin_may_not_replace_a_built_in() -> None:
         registry = load_registry(
             extra=[(info("impostor"), plugin(register_layers=lambda register: register(Impostor)))],
             entry_points=False)
-    assert registry.get("layer", "Affine").plugin.distribution == "nnkit"
+    assert registry.get("layer", "Affine").plugin.distribution == "nnkit-numpy"
 
 
 def test_an_entry_point_that_fails_to_import_is_reported(monkeypatch: pytest.MonkeyPatch) -> None:

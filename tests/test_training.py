@@ -190,7 +190,7 @@ def test_plot_without_matplotlib_says_what_to_install(monkeypatch: pytest.Monkey
         return real_import(name, *args, **kwargs)
 
     monkeypatch.setattr(builtins, "__import__", no_matplotlib)
-    with pytest.raises(nnkit.NnkitError, match=r"pip install 'nnkit\[plot\]'"):
+    with pytest.raises(nnkit.NnkitError, match=r"pip install 'nnkit-numpy\[plot\]'"):
         plot_history([{"epoch": 1, "loss": 1.0}], "x.png")
 
 
@@ -296,7 +296,7 @@ def test_the_bar_without_tqdm_says_what_to_install(monkeypatch: pytest.MonkeyPat
         return real_import(name, *args, **kwargs)
 
     monkeypatch.setattr(builtins, "__import__", no_tqdm)
-    with pytest.raises(nnkit.NnkitError, match=r"pip install 'nnkit\[progress\]'"):
+    with pytest.raises(nnkit.NnkitError, match=r"pip install 'nnkit-numpy\[progress\]'"):
         reporter("bar")
     assert type(reporter("auto")).__name__ == "LogLines"  # auto falls back to plain lines
 

@@ -18,6 +18,7 @@ from typing import Any
 from nnkit.checkpoint.header import Header, PluginLock
 from nnkit.errors import CheckpointError
 from nnkit.registry import Kind, Registry
+from nnkit.version import DISTRIBUTION, FORMER_NAMES
 
 
 class PluginVersionWarning(UserWarning):
@@ -68,7 +69,8 @@ def check_version(header: Header, kind: Kind, name: str, distribution: str, vers
     origin = _locked(header, kind, name)
     if origin is None:
         return
-    if origin.distribution != distribution:
+    if origin.distribution != distribution and not (origin.distribution in FORMER_NAMES and
+                                                    distribution == DISTRIBUTION):
         warnings.warn(f"{path}: {kind} type {name!r} was provided by {origin.distribution} {origin.version} "
                       f"and is now provided by {distribution} {version}", PluginVersionWarning, stacklevel=5)
         return

@@ -17,6 +17,7 @@ from nnkit.data.files import check_numbers, read_array
 from nnkit.errors import DataError, reading
 from nnkit.hookspecs import Register, hookimpl
 from nnkit.paths import open_regular
+from nnkit.version import install_hint
 
 #: Generated datasets hold at most this many values, so a model file cannot ask for more
 #: memory than a machine has.
@@ -113,7 +114,7 @@ def bundled(name: str) -> Any:
     try:
         from sklearn import datasets
     except ImportError:
-        raise ValueError(f"the {name} dataset needs scikit-learn: pip install 'nnkit[examples]'") from None
+        raise ValueError(f"the {name} dataset needs scikit-learn: {install_hint('examples')}") from None
     return getattr(datasets, f"load_{name}")()
 
 
@@ -124,7 +125,7 @@ class DigitsConfig(Config):
 
 class Digits(Dataset):
     """scikit-learn's bundled 8×8 handwritten digits (1,797 images, no download): x (1797, 64)
-    float, t (1797,) 0..9. Needs scikit-learn: pip install 'nnkit[examples]'."""
+    float, t (1797,) 0..9. Needs scikit-learn: the extra `examples`."""
 
     Config = DigitsConfig
     config: DigitsConfig
@@ -144,7 +145,7 @@ class DiabetesConfig(Config):
 class Diabetes(Dataset):
     """scikit-learn's bundled diabetes regression data (442 patients, no download): x (442, 10)
     float, already centred and scaled; t (442, 1) disease progression after a year. Needs
-    scikit-learn: pip install 'nnkit[examples]'."""
+    scikit-learn: the extra `examples`."""
 
     Config = DiabetesConfig
     config: DiabetesConfig

@@ -12,7 +12,7 @@ from typing import Any
 
 from nnkit import spec
 from nnkit.errors import ModelFileError
-from nnkit.version import __version__
+from nnkit.version import __version__, install_hint
 
 Migration = Callable[[dict[str, Any]], dict[str, Any]]
 #: version → the function that upgrades a document of that version by one.
@@ -28,7 +28,7 @@ def upgrade(data: dict[str, Any], source: str) -> dict[str, Any]:
     if version > current:
         raise ModelFileError(
             f"{source}: format_version {version} needs a newer nnkit: this is nnkit {__version__}, which reads "
-            f"model files up to format_version {current}; pip install -U nnkit")
+            f"model files up to format_version {current}; {install_hint()}")
     while version < current:
         migration = MIGRATIONS.get(version)
         if migration is None:

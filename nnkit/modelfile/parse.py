@@ -11,6 +11,7 @@ from typing import Any
 
 from nnkit.errors import ModelFileError, reading
 from nnkit.paths import open_regular
+from nnkit.version import install_hint
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -107,7 +108,7 @@ class _YamlModule:
         try:
             import yaml
         except ImportError:
-            raise ModelFileError("YAML model files need PyYAML: pip install 'nnkit[yaml]'") from None
+            raise ModelFileError(f"YAML model files need PyYAML: {install_hint('yaml')}") from None
         self.yaml = yaml
 
         class Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
@@ -153,5 +154,5 @@ def dump_text(data: dict[str, Any], fmt: str) -> str:
     try:
         import tomli_w
     except ImportError:
-        raise ModelFileError("writing TOML needs tomli-w: pip install 'nnkit[toml]'") from None
+        raise ModelFileError(f"writing TOML needs tomli-w: {install_hint('toml')}") from None
     return tomli_w.dumps(data)

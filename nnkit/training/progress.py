@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Literal, TextIO
 
 from nnkit.errors import NnkitError
 from nnkit.training.callbacks import Callback
+from nnkit.version import install_hint
 
 if TYPE_CHECKING:
     from nnkit.training.runner import Runner
@@ -56,7 +57,7 @@ class ProgressBar(Callback):
         try:
             from tqdm import tqdm  # the extra nnkit[progress]
         except ImportError:
-            raise NnkitError("the progress bar needs tqdm: pip install 'nnkit[progress]'") from None
+            raise NnkitError(f"the progress bar needs tqdm: {install_hint('progress')}") from None
 
         self.tqdm, self.stream = tqdm, stream or sys.stdout
         self.bar: Any = None  # the current epoch's tqdm bar

@@ -105,5 +105,5 @@ def test_without_the_plugin_the_checkpoint_names_it(tmp_path: Path) -> None:
     missing = run("evaluate", "seq.nnk", cwd=tmp_path, env={"NNKIT_DISABLE_PLUGINS": "rnn"})
     assert missing.returncode == 1
     assert "node 'embed' uses layer type 'TimeEmbedding', which no installed plugin provides; " \
-           "it was provided by nnkit-rnn 0.1.0: pip install nnkit-rnn" in missing.stderr
+           "it was provided by nnkit-rnn 0.2.0: pip install nnkit-rnn" in missing.stderr
     assert "Traceback" not in missing.stderr
