@@ -26,3 +26,10 @@ def use_plugins() -> Iterator:
 
     yield install
     set_registry(old)
+
+
+@pytest.fixture(autouse=True)
+def in_a_fresh_folder(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test runs in a folder of its own: `nnkit train` without --out saves into the
+    current folder, and no test may leave files in the repository."""
+    monkeypatch.chdir(tmp_path_factory.mktemp("cwd"))

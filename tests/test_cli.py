@@ -180,3 +180,33 @@ def test_main_leaves_the_callers_warning_display_alone(capsys) -> None:
 def test_python_dash_m_nnkit_is_the_command() -> None:
     result = subprocess.run([sys.executable, "-m", "nnkit", "--version"], capture_output=True, text=True, check=False)
     assert result.returncode == 0 and result.stdout.startswith("nnkit ")
+
+
+def test_training_is_never_lost_and_never_overwrites(capsys) -> None:
+    for expected in ("spiral.nnk", "spiral-2.nnk"):
+        assert main(["train", str(EXAMPLES / "spiral.toml"), "--epochs", "1", "--quiet"]) == 0
+        assert f"saved {expected}" in capsys.readouterr().out and Path(expected).is_file()
+    assert main(["train", str(EXAMPLES / "spiral.toml"), "--epochs", "1", "--quiet", "--no-save"]) == 0
+    assert "saved" not in capsys.readouterr().out and not Path("spiral-3.nnk").exists()
+
+
+def test_ctrl_c_saves_a_resumable_checkpoint(tmp_path: Path) -> None:
+    import signal
+
+    command = [sys.executable, "-m", "nnkit", "train", str(EXAMPLES / "spiral.toml"), "--epochs", "100000",
+               "--progress", "lines", "-o", "run.nnk"]
+    with subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as proc:
+        assert proc.stdout is not None and proc.stdout.readline().startswith("epoch")  # training is under way
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "stopping after this step" in err and "saved run.nnk: resume with nnkit train --resume run.nnk" in err
+    stopped = nnkit.load(tmp_path / "run.nnk")
+    target = stopped.epoch + 2
+    assert main(["train", "--resume", str(tmp_path / "run.nnk"), "--epochs", str(target), "--quiet",
+                 "-o", str(tmp_path / "resumed.nnk")]) == 0
+    assert main(["train", str(EXAMPLES / "spiral.toml"), "--epochs", str(target), "--quiet",
+                 "-o", str(tmp_path / "straight.nnk")]) == 0
+    resumed, straight = nnkit.load(tmp_path / "resumed.nnk"), nnkit.load(tmp_path / "straight.nnk")
+    assert resumed.history == straight.history
+    assert all(np.array_equal(resumed.params[k], straight.params[k]) for k in straight.params)

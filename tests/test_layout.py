@@ -17,9 +17,8 @@ MAX_MODULE_LINES = 400  # one concern per module: past this, split it
 #: The whole package's budget, as tinygrad keeps one: growth is a decision, not a drift.
 MAX_PACKAGE_LINES = 8_500
 #: Where the default registry may be resolved: the public entry points only.
-ENTRY_POINTS = {"nnkit/__init__.py", "nnkit/api.py", "nnkit/cli.py", "nnkit/model.py", "nnkit/plugins.py",
-                "nnkit/testing.py",
-                "nnkit/training/runner.py"}
+ENTRY_POINTS = {"nnkit/__init__.py", "nnkit/api.py", "nnkit/cli/train.py", "nnkit/cli/commands.py",
+                "nnkit/model.py", "nnkit/plugins.py", "nnkit/testing.py", "nnkit/training/runner.py"}
 
 
 def package_sources() -> list[Path]:

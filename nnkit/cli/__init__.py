@@ -1,0 +1,160 @@
+"""The `nnkit` command: a thin layer over `nnkit.Model` and the registry.
+
+Every NnkitError is printed as one line on stderr, with exit status 1; no tracebacks.
+Each command imports what it needs when it runs, so that `nnkit --help` and `nnkit
+--version` answer in about the time Python takes to import numpy and pydantic.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import warnings
+from collections.abc import Sequence
+
+from nnkit.cli import commands
+from nnkit.cli import train as train_command
+from nnkit.errors import NnkitError
+
+
+def _positive(text: str) -> int:
+    """argparse type: a whole number ≥ 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, not {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="nnkit", description="Train and run declarative NumPy networks.")
+    parser.add_argument("--version", action="version", version=f"nnkit {_version()}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    train = sub.add_parser("train", help="train a model file (or resume a checkpoint)")
+    train.add_argument("model", nargs="?", help="model file (.toml, .json)")
+    train.add_argument("--out", "-o", help="write the trained checkpoint here (default: <model file stem>.nnk in "
+                                           "this folder, never over an existing file: -2, -3 … are added)")
+    train.add_argument("--no-save", action="store_true", help="keep nothing when training ends")
+    train.add_argument("--epochs", type=_positive, help="override the model file's epochs")
+    train.add_argument("--seed", type=int, help="override the model file's seed")
+    train.add_argument("--resume", metavar="CKPT", help="continue training from a checkpoint")
+    train.add_argument("--quiet", action="store_true", help="print only the final result")
+    train.add_argument("--progress", choices=("auto", "bar", "lines", "none"), default="auto",
+                       help="a live bar (needs nnkit[progress]) or plain lines; auto: a bar on a terminal")
+    train.add_argument("--allow-non-finite", action="store_true",
+                       help="save even if params hold NaN or inf (with train.nan_guard = false); refused otherwise")
+    train.add_argument("--checkpoint-dir", help="where the model file's checkpoint callback writes "
+                                                "(default: <out>-checkpoints beside --out)")
+    train.set_defaults(run=train_command.run)
+
+    predict = sub.add_parser("predict", help="predict with a checkpoint, streaming in batches")
+    predict.add_argument("checkpoint")
+    predict.add_argument("--input", required=True, help="inputs, .npy or .csv (one row per sample)")
+    predict.add_argument("--output", help="write .npy or .csv here (default: stdout)")
+    predict.add_argument("--format", choices=("csv", "json"), default="csv", help="stdout: CSV rows or JSON lines")
+    predict.add_argument("--classes", action="store_true", help="output class labels, not probabilities")
+    predict.add_argument("--batch-size", type=_positive, default=4096, help="rows per batch (memory stays flat)")
+    predict.set_defaults(run=commands.predict)
+
+    evaluate = sub.add_parser("evaluate", help="loss, metrics and confusion matrix on the model's or any data")
+    evaluate.add_argument("checkpoint")
+    evaluate.add_argument("--data", help="a .npz (x, t), .npy or .csv (label in the last column) to score")
+    evaluate.add_argument("--json", action="store_true", help="print one JSON object")
+    evaluate.set_defaults(run=commands.evaluate)
+
+    validate = sub.add_parser("validate", help="check a model file: schema, graph, shapes, param count")
+    validate.add_argument("model")
+    validate.set_defaults(run=commands.validate)
+
+    migrate = sub.add_parser("migrate", help="rewrite a model file at the current format_version")
+    migrate.add_argument("model")
+    migrate.add_argument("--out", help="write here instead of in place")
+    migrate.set_defaults(run=commands.migrate)
+
+    inspect = sub.add_parser("inspect", help="what a checkpoint holds (reads the header only)")
+    inspect.add_argument("checkpoint")
+    inspect.add_argument("--json", action="store_true", help="print JSON")
+    inspect.add_argument("--verify", action="store_true", help="also check every array's checksum (reads the file)")
+    inspect.set_defaults(run=commands.inspect)
+
+    plot = sub.add_parser("plot", help="draw the loss and metric curves, or the decision regions")
+    plot.add_argument("checkpoint")
+    plot.add_argument("--out", required=True, help="the picture to write (.png, .svg, .pdf)")
+    plot.add_argument("--boundary", action="store_true", help="decision regions of a 2-feature network, data on top")
+    plot.set_defaults(run=commands.plot)
+
+    plugins = sub.add_parser("plugins", help="list plugins and what they provide")
+    plugins.add_argument("--json", action="store_true", help="print JSON")
+    plugins.set_defaults(run=commands.plugins)
+
+    schema = sub.add_parser("schema", help="JSON Schema of model files (for editors) or checkpoint headers")
+    schema.add_argument("kind", nargs="?", choices=("model", "checkpoint"), default="model")
+    schema.add_argument("--out", help="write here (default: stdout); nnkit's copies are in schemas/")
+    schema.set_defaults(run=commands.schema)
+    return parser
+
+
+def _show_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                  file: object = None, line: str | None = None) -> None:
+    print(f"nnkit: warning: {' '.join(str(message).split())}", file=sys.stderr)
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null, so that the interpreter's last flush at exit cannot fail
+    again on the stream that already failed."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass
+
+
+def _version() -> str:
+    from nnkit.version import __version__
+
+    return __version__
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "train" and not (args.model or args.resume):
+        print("nnkit: error: train needs a model file or --resume CKPT", file=sys.stderr)
+        return 2
+    with warnings.catch_warnings():  # restored on return: callers of main() keep their own
+        warnings.showwarning = _show_warning  # one line each, like errors
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
+    try:
+        status = int(args.run(args))
+        sys.stdout.flush()  # a closed pipe or a full disk shows here, not at the interpreter's exit
+        return status
+    except BrokenPipeError:  # `nnkit … | head`: the reader has what it wanted
+        _silence_stdout()
+        return 141  # 128 + SIGPIPE, as a shell reports a process a closed pipe ended
+    except OSError as exc:
+        if exc.filename is None:  # writing to standard output or error failed (a full disk, a closed stream)
+            _silence_stdout()
+            print(f"nnkit: error: cannot write the output: {exc.strerror or exc}", file=sys.stderr)
+            return 1
+        raise
+    except NnkitError as exc:
+        print(f"nnkit: error: {' '.join(str(exc).split())}", file=sys.stderr)
+        return 1
+    except MemoryError:
+        print("nnkit: error: out of memory: lower the batch size or the network's size (see NNKIT_MAX_PARAMS and "
+              "NNKIT_MAX_ACTIVATION_BYTES)", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("nnkit: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,7 @@
+"""`python -m nnkit.cli`: the same as the `nnkit` command."""
+
+import sys
+
+from nnkit.cli import main
+
+sys.exit(main())

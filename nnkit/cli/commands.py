@@ -1,0 +1,158 @@
+"""The `nnkit` commands besides `train`: predict, evaluate, validate, migrate, inspect, plot,
+plugins, schema. Each imports what it needs when it runs."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from nnkit.errors import NnkitError
+
+
+def predict(args: argparse.Namespace) -> int:
+    from nnkit.api import load
+    from nnkit.inference import predict_file
+
+    network = load(args.checkpoint, grads=False).network
+    predict_file(network, args.input, args.output, batch_size=args.batch_size, classes=args.classes,
+                 fmt=args.format)
+    return 0
+
+
+def evaluate(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from nnkit.data.builtin import FileDataset
+    from nnkit.model import Model
+    from nnkit.training.progress import format_record
+
+    model = Model.load(args.checkpoint, grads=False)
+    if args.data:
+        data = FileDataset(FileDataset.Config(path=args.data)).load(np.random.default_rng(0))
+        results = {"data": model.evaluate(data.x, data.t, confusion=True)}
+    else:
+        results = {"training": model.evaluate(confusion=True)}
+        held = model.validation_data
+        if held is not None:
+            results["validation"] = model.evaluate(held.x, held.t, confusion=True)
+    if args.json:  # the first result's fields at the top, the validation one nested
+        label, first = next(iter(results.items()))
+        print(json.dumps({**first, **{k: v for k, v in results.items() if k != label}}))
+        return 0
+    for label, result in results.items():
+        print(f"{label}: {format_record({k: v for k, v in result.items() if k != 'confusion'})}  "
+              f"({result['samples']} samples)")
+        if result.get("confusion"):
+            print(_confusion_table(result["confusion"]))
+    return 0
+
+
+def _confusion_table(counts: list[list[int]]) -> str:
+    width = max(len(str(v)) for row in counts for v in row) + 1
+    head = "  true\\pred " + "".join(f"{j:>{width}}" for j in range(len(counts)))
+    return "\n".join([head, *(f"  {i:>9} " + "".join(f"{v:>{width}}" for v in row) for i, row in enumerate(counts))])
+
+
+def validate(args: argparse.Namespace) -> int:
+    from nnkit.data.recipe import RecipeData, inputs_like
+    from nnkit.modelfile import read_model_file
+    from nnkit.network import NetworkPlan
+    from nnkit.plugins import get_registry
+    from nnkit.training.rng import streams
+
+    registry = get_registry()
+    spec = read_model_file(args.model, registry)
+    if spec.inputs is None:  # shapes come from the data: make it, as training would
+        spec = spec.replace(inputs=inputs_like(RecipeData(spec, registry, args.model, streams(spec.train.seed)).all))
+    plan = NetworkPlan(spec, registry, source=args.model)
+    plan.check_batch(spec.train.batch_size, "a training step")
+    print(f"{args.model}: ok: {plan.describe()}")
+    return 0
+
+
+def migrate(args: argparse.Namespace) -> int:
+    from nnkit.modelfile import migrate_file
+    from nnkit.plugins import get_registry
+
+    old, new = migrate_file(args.model, get_registry(), args.out)
+    target = args.out or args.model
+    print(f"{target}: format_version {new}" + (f" (was {old})" if old != new else " (already current)"))
+    return 0
+
+
+def inspect(args: argparse.Namespace) -> int:
+    from nnkit.checkpoint import inspect, verify
+    from nnkit.training.progress import format_record
+
+    info = inspect(args.checkpoint)
+    if args.verify:
+        info["verified_arrays"] = verify(args.checkpoint)
+    if args.json:
+        print(json.dumps(info, indent=2))
+        return 0
+    print(f"{info['path']}: nnkit checkpoint v{info['format_version']} "
+          f"(nnkit {info['nnkit_version']}, created {info['created']})")
+    print(f"network: {info['nodes_summary']}; {info['param_count']} params")
+    progress = info["progress"]
+    metrics = format_record(progress["last"] or {})
+    print(f"progress: epoch {progress['epoch']}, step {progress['step']}" + (f"; {metrics}" if metrics else ""))
+    if info["optimizer"]:
+        print(f"optimizer: {info['optimizer']['type']} after {info['optimizer']['iterations']} updates")
+    print("plugins: " + ", ".join(f"{t} ({p['distribution']} {p['version']})" for t, p in info["plugins"].items()))
+    for a in info["arrays"]:
+        print(f"  {a['name']:<40} {a['dtype']:<8} {tuple(a['shape'])}")
+    if args.verify:
+        print(f"checksums: all {info['verified_arrays']} arrays intact")
+    return 0
+
+
+def plot(args: argparse.Namespace) -> int:
+    from nnkit.model import Model
+    from nnkit.plot import plot_boundary, plot_history
+
+    model = Model.load(args.checkpoint, grads=False)
+    title = model.spec.name or Path(args.checkpoint).stem
+    if args.boundary:
+        plot_boundary(model.network, model.data.x, model.data.t, args.out, title=title)
+    else:
+        plot_history(model.history.records, args.out, title=title)
+    print(f"wrote {args.out}")
+    return 0
+
+
+def plugins(args: argparse.Namespace) -> int:
+    from nnkit.plugins import get_registry
+
+    plugins = [p.to_dict() for p in get_registry().plugins]
+    if args.json:
+        print(json.dumps(plugins, indent=2))
+        return 0
+    for p in plugins:
+        print(f"{p['name']}  ({p['distribution']} {p['version']})")
+        for label in ("layers", "optimizers", "datasets", "metrics", "callbacks"):
+            if p[label]:
+                print(f"  {label}: {', '.join(p[label])}")
+        if p["error"]:
+            print(f"  error: {p['error']}")
+    return 0
+
+
+def schema(args: argparse.Namespace) -> int:
+    from nnkit.atomic import write_output
+    from nnkit.modelfile.schema import model_schema, schema_text
+    from nnkit.plugins import get_registry
+
+    if args.kind == "checkpoint":
+        from nnkit.checkpoint.header import header_schema
+
+        text = schema_text(header_schema())
+    else:
+        text = schema_text(model_schema(get_registry()))
+    if args.out in (None, "-"):
+        sys.stdout.write(text)
+        return 0
+    write_output(args.out, text.encode("utf-8"), NnkitError)
+    print(f"wrote {args.out}")
+    return 0
