@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -210,3 +211,23 @@ def test_ctrl_c_saves_a_resumable_checkpoint(tmp_path: Path) -> None:
     resumed, straight = nnkit.load(tmp_path / "resumed.nnk"), nnkit.load(tmp_path / "straight.nnk")
     assert resumed.history == straight.history
     assert all(np.array_equal(resumed.params[k], straight.params[k]) for k in straight.params)
+
+
+def test_every_command_has_help_with_an_example(capsys) -> None:
+    from nnkit.cli import COMMANDS
+
+    for command in COMMANDS:
+        with pytest.raises(SystemExit) as done:
+            main([command, "--help"])
+        assert done.value.code == 0
+        out = capsys.readouterr().out
+        assert out.startswith(f"usage: nnkit {command}") and f"example:\n  nnkit {command}" in out
+    assert main([]) == 0 and "examples:" in capsys.readouterr().out  # `nnkit` alone shows help
+    assert main(["trian", "x.toml"]) == 2
+    assert "unknown command 'trian'; did you mean 'train'?" in capsys.readouterr().err
+
+
+def test_a_terminal_that_cannot_show_unicode_gets_escapes(checkpoint: Path) -> None:
+    result = subprocess.run([sys.executable, "-m", "nnkit", "inspect", str(checkpoint)], capture_output=True,
+                            text=True, env={**os.environ, "PYTHONIOENCODING": "ascii"}, check=False)
+    assert result.returncode == 0 and "\\u2192" in result.stdout

@@ -29,20 +29,35 @@ def _positive(text: str) -> int:
     return value
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="nnkit", description="Train and run declarative NumPy networks.")
-    parser.add_argument("--version", action="version", version=f"nnkit {_version()}")
-    sub = parser.add_subparsers(dest="command", required=True)
+COMMANDS = ("train", "predict", "evaluate", "validate", "migrate", "inspect", "plot", "plugins", "schema")
+EXAMPLES = """examples:
+  nnkit train examples/spiral.toml -o spiral.nnk       train, save the checkpoint
+  nnkit train --resume spiral.nnk --epochs 400         train on to 400 epochs in all
+  nnkit predict spiral.nnk --input x.npy --output y.npy
+  nnkit evaluate spiral.nnk                            loss, metrics, confusion matrix
+  nnkit COMMAND --help                                 what a command takes"""
 
-    train = sub.add_parser("train", help="train a model file (or resume a checkpoint)")
-    train.add_argument("model", nargs="?", help="model file (.toml, .json)")
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="nnkit", description="Train and run declarative NumPy networks.",
+                                     epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"nnkit {_version()}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    def command(name: str, help: str, example: str) -> argparse.ArgumentParser:
+        return sub.add_parser(name, help=help, description=help[0].upper() + help[1:] + ".",
+                              epilog=f"example:\n  {example}", formatter_class=argparse.RawDescriptionHelpFormatter)
+
+    train = command("train", "train a model file (or resume a checkpoint)",
+                    "nnkit train examples/spiral.toml -o spiral.nnk")
+    train.add_argument("model", nargs="?", help="the model file (.toml, .json, .yaml); optional with --resume")
     train.add_argument("--out", "-o", help="write the trained checkpoint here (default: <model file stem>.nnk in "
                                            "this folder, never over an existing file: -2, -3 … are added)")
     train.add_argument("--no-save", action="store_true", help="keep nothing when training ends")
     train.add_argument("--epochs", type=_positive, help="override the model file's epochs")
     train.add_argument("--seed", type=int, help="override the model file's seed")
     train.add_argument("--resume", metavar="CKPT", help="continue training from a checkpoint")
-    train.add_argument("--quiet", action="store_true", help="print only the final result")
+    train.add_argument("--quiet", "-q", action="store_true", help="print only the final result")
     train.add_argument("--progress", choices=("auto", "bar", "lines", "none"), default="auto",
                        help="a live bar (needs nnkit[progress]) or plain lines; auto: a bar on a terminal")
     train.add_argument("--allow-non-finite", action="store_true",
@@ -51,8 +66,9 @@ def build_parser() -> argparse.ArgumentParser:
                                                 "(default: <out>-checkpoints beside --out)")
     train.set_defaults(run=train_command.run)
 
-    predict = sub.add_parser("predict", help="predict with a checkpoint, streaming in batches")
-    predict.add_argument("checkpoint")
+    predict = command("predict", "predict with a checkpoint, streaming in batches",
+                      "nnkit predict spiral.nnk --input x.npy --output y.npy")
+    predict.add_argument("checkpoint", help="a checkpoint written by nnkit train")
     predict.add_argument("--input", required=True, help="inputs, .npy or .csv (one row per sample)")
     predict.add_argument("--output", help="write .npy or .csv here (default: stdout)")
     predict.add_argument("--format", choices=("csv", "json"), default="csv", help="stdout: CSV rows or JSON lines")
@@ -60,39 +76,44 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--batch-size", type=_positive, default=4096, help="rows per batch (memory stays flat)")
     predict.set_defaults(run=commands.predict)
 
-    evaluate = sub.add_parser("evaluate", help="loss, metrics and confusion matrix on the model's or any data")
-    evaluate.add_argument("checkpoint")
+    evaluate = command("evaluate", "loss, metrics and confusion matrix on the model's or any data",
+                       "nnkit evaluate spiral.nnk --data held-out.npz")
+    evaluate.add_argument("checkpoint", help="a checkpoint written by nnkit train")
     evaluate.add_argument("--data", help="a .npz (x, t), .npy or .csv (label in the last column) to score")
     evaluate.add_argument("--json", action="store_true", help="print one JSON object")
     evaluate.set_defaults(run=commands.evaluate)
 
-    validate = sub.add_parser("validate", help="check a model file: schema, graph, shapes, param count")
-    validate.add_argument("model")
+    validate = command("validate", "check a model file: schema, graph, shapes, param count",
+                       "nnkit validate examples/spiral.toml")
+    validate.add_argument("model", help="the model file to check")
     validate.set_defaults(run=commands.validate)
 
-    migrate = sub.add_parser("migrate", help="rewrite a model file at the current format_version")
-    migrate.add_argument("model")
+    migrate = command("migrate", "rewrite a model file at the current format_version", "nnkit migrate old.toml")
+    migrate.add_argument("model", help="the model file to upgrade (in place unless --out)")
     migrate.add_argument("--out", help="write here instead of in place")
     migrate.set_defaults(run=commands.migrate)
 
-    inspect = sub.add_parser("inspect", help="what a checkpoint holds (reads the header only)")
-    inspect.add_argument("checkpoint")
+    inspect = command("inspect", "what a checkpoint holds (reads the header only)", "nnkit inspect spiral.nnk --verify")
+    inspect.add_argument("checkpoint", help="the checkpoint to describe")
     inspect.add_argument("--json", action="store_true", help="print JSON")
     inspect.add_argument("--verify", action="store_true", help="also check every array's checksum (reads the file)")
     inspect.set_defaults(run=commands.inspect)
 
-    plot = sub.add_parser("plot", help="draw the loss and metric curves, or the decision regions")
-    plot.add_argument("checkpoint")
+    plot = command("plot", "draw the loss and metric curves, or the decision regions",
+                   "nnkit plot spiral.nnk --boundary --out regions.png")
+    plot.add_argument("checkpoint", help="a checkpoint written by nnkit train")
     plot.add_argument("--out", required=True, help="the picture to write (.png, .svg, .pdf)")
     plot.add_argument("--boundary", action="store_true", help="decision regions of a 2-feature network, data on top")
     plot.set_defaults(run=commands.plot)
 
-    plugins = sub.add_parser("plugins", help="list plugins and what they provide")
+    plugins = command("plugins", "list plugins and what they provide", "nnkit plugins --json")
     plugins.add_argument("--json", action="store_true", help="print JSON")
     plugins.set_defaults(run=commands.plugins)
 
-    schema = sub.add_parser("schema", help="JSON Schema of model files (for editors) or checkpoint headers")
-    schema.add_argument("kind", nargs="?", choices=("model", "checkpoint"), default="model")
+    schema = command("schema", "JSON Schema of model files (for editors) or checkpoint headers",
+                     "nnkit schema --out model.schema.json")
+    schema.add_argument("kind", nargs="?", choices=("model", "checkpoint"), default="model",
+                        help="model files (default) or checkpoint headers")
     schema.add_argument("--out", help="write here (default: stdout); nnkit's copies are in schemas/")
     schema.set_defaults(run=commands.schema)
     return parser
@@ -121,7 +142,25 @@ def _version() -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    for stream in (sys.stdout, sys.stderr):  # a terminal that cannot show "→" gets "\u2192", not a crash
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            reconfigure(errors="backslashreplace")
+    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv:
+        parser.print_help()
+        return 0
+    if not argv[0].startswith("-") and argv[0] not in COMMANDS:
+        from nnkit.names import did_you_mean
+
+        print(f"nnkit: error: unknown command {argv[0]!r}{did_you_mean(argv[0], COMMANDS)} "
+              f"(commands: {', '.join(COMMANDS)})", file=sys.stderr)
+        return 2
+    args = parser.parse_args(argv)
+    if getattr(args, "run", None) is None:
+        parser.print_help()
+        return 2
     if args.command == "train" and not (args.model or args.resume):
         print("nnkit: error: train needs a model file or --resume CKPT", file=sys.stderr)
         return 2
