@@ -50,8 +50,10 @@ def test_predict_writes_probabilities_and_classes(checkpoint: Path, tmp_path: Pa
 
 def test_evaluate_json(checkpoint: Path, capsys) -> None:
     assert main(["evaluate", str(checkpoint), "--json"]) == 0
-    result = json.loads(capsys.readouterr().out)
-    assert set(result) >= {"loss", "accuracy"} and 0 <= result["accuracy"] <= 1
+    envelope = json.loads(capsys.readouterr().out)
+    assert envelope["command"] == "evaluate" and envelope["ok"] is True
+    result = envelope["result"]["training"]
+    assert set(result) >= {"loss", "accuracy", "confusion"} and 0 <= result["accuracy"] <= 1
 
 
 def test_predict_and_evaluate_do_not_need_the_grads(checkpoint: Path, tmp_path: Path, capsys) -> None:
@@ -77,7 +79,7 @@ def test_plugins_lists_the_built_ins(capsys) -> None:
     out = capsys.readouterr().out
     assert "nnkit.layers" in out and "Affine" in out and "SoftmaxWithLoss" in out
     assert main(["plugins", "--json"]) == 0
-    plugins = json.loads(capsys.readouterr().out)
+    plugins = json.loads(capsys.readouterr().out)["result"]["plugins"]
     layers = next(p for p in plugins if p["name"] == "nnkit.layers")
     assert layers["distribution"] == "nnkit-numpy" and "Embedding" in layers["layers"] and layers["error"] is None
 
@@ -149,7 +151,7 @@ def test_inspect_text_and_json(checkpoint: Path, capsys) -> None:
     assert "network: fc1:Affine → act1:Sigmoid → fc2:Affine + SoftmaxWithLoss; 63 params" in out
     assert "progress: epoch 5, step 50" in out and "params/fc1.W" in out and "float64" in out
     assert main(["inspect", str(checkpoint), "--json"]) == 0
-    info = json.loads(capsys.readouterr().out)
+    info = json.loads(capsys.readouterr().out)["result"]
     assert info["param_count"] == 63 and info["optimizer"] == {"type": "SGD", "iterations": 50, "state_version": 1}
     assert {a["name"] for a in info["arrays"]} >= {"params/fc1.W", "grads/fc1.W"}
 
@@ -231,3 +233,53 @@ def test_a_terminal_that_cannot_show_unicode_gets_escapes(checkpoint: Path) -> N
     result = subprocess.run([sys.executable, "-m", "nnkit", "inspect", str(checkpoint)], capture_output=True,
                             text=True, env={**os.environ, "PYTHONIOENCODING": "ascii"}, check=False)
     assert result.returncode == 0 and "\\u2192" in result.stdout
+
+
+def strict(text: str) -> dict:
+    """JSON as a strict parser reads it: NaN and Infinity are not JSON."""
+    def refuse(name: str) -> None:
+        raise ValueError(f"{name} is not JSON")
+
+    lines = text.splitlines()
+    assert len(lines) == 1, "--json prints one object on one line"
+    return json.loads(lines[0], parse_constant=refuse)
+
+
+def test_every_command_speaks_one_json_contract(tmp_path: Path, capsys) -> None:
+    model = str(EXAMPLES / "spiral.toml")
+    ckpt, x = tmp_path / "s.nnk", tmp_path / "x.npy"
+    np.save(x, np.zeros((3, 2)))
+    runs = {
+        "train": ["train", model, "--epochs", "2", "-o", str(ckpt)],
+        "predict": ["predict", str(ckpt), "--input", str(x), "--output", str(tmp_path / "y.npy")],
+        "evaluate": ["evaluate", str(ckpt)],
+        "validate": ["validate", model],
+        "migrate": ["migrate", model, "--out", str(tmp_path / "m.toml")],
+        "inspect": ["inspect", str(ckpt), "--verify"],
+        "plot": ["plot", str(ckpt), "--out", str(tmp_path / "c.png")],
+        "plugins": ["plugins"],
+        "schema": ["schema", "checkpoint"],
+    }
+    from nnkit.cli import COMMANDS
+
+    assert set(runs) == set(COMMANDS)
+    for command, argv in runs.items():
+        assert main([*argv, "--json"]) == 0, command
+        envelope = strict(capsys.readouterr().out)
+        assert envelope["command"] == command and envelope["ok"] is True and "result" in envelope
+    assert strict_result("train", capsys, tmp_path)["final"]["samples"] == 300
+    assert main(["validate", str(tmp_path / "nothing.toml"), "--json"]) == 1
+    error = strict(capsys.readouterr().out)
+    assert error == {"command": "validate", "ok": False, "error": {
+        "type": "ModelFileError", "message": f"{tmp_path / 'nothing.toml'}: no such file",
+        "file": str(tmp_path / "nothing.toml"), "line": None, "column": None}}
+    bad = tmp_path / "bad.toml"
+    bad.write_text((EXAMPLES / "spiral.toml").read_text().replace('type = "Sigmoid"', 'type = "Sigmod"'))
+    assert main(["validate", str(bad), "--json"]) == 1
+    located = strict(capsys.readouterr().out)["error"]
+    assert located["file"] == str(bad) and located["line"] == 20 and located["column"] == 1
+
+
+def strict_result(command: str, capsys, tmp_path: Path) -> dict:  # type: ignore[no-untyped-def]
+    assert main(["train", str(EXAMPLES / "spiral.toml"), "--epochs", "1", "--no-save", "--json"]) == 0
+    return strict(capsys.readouterr().out)["result"]

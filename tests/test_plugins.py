@@ -150,7 +150,7 @@ def test_broken_installed_plugins_leave_every_command_working(tmp_path: Path) ->
     assert "error: cannot import broken_import: RuntimeError: no GPU here" in listed.stdout
     assert "error: register_layers raised ValueError: half-written plugin" in listed.stdout
     assert "nnkit: warning: nnkit plugin 'broken_import' (nnkit-broken-import 0.1.0)" in listed.stderr
-    as_json = {p["name"]: p for p in json.loads(nnkit_cli("plugins", "--json").stdout)}
+    as_json = {p["name"]: p for p in json.loads(nnkit_cli("plugins", "--json").stdout)["result"]["plugins"]}
     assert as_json["broken_hook"]["error"] and as_json["nnkit.layers"]["error"] is None
 
     trained = nnkit_cli("train", str(EXAMPLES / "spiral.toml"), "--epochs", "1", "--quiet")

@@ -254,7 +254,7 @@ def test_predict_to_stdout_and_evaluate_any_data(tmp_path: Path, capsys) -> None
     assert np.allclose(rows, r.predict(x), atol=1e-12)
     np.savez(tmp_path / "d.npz", x=x, t=t)
     assert main(["evaluate", str(tmp_path / "s.nnk"), "--data", str(tmp_path / "d.npz"), "--json"]) == 0
-    result = json.loads(capsys.readouterr().out)
+    result = json.loads(capsys.readouterr().out)["result"]["data"]
     assert result["samples"] == 5 and np.sum(result["confusion"]) == 5
     assert np.trace(result["confusion"]) == round(result["accuracy"] * 5)
 

@@ -8,10 +8,14 @@ Each command imports what it needs when it runs, so that `nnkit --help` and `nnk
 from __future__ import annotations
 
 import argparse
+import json
+import math
 import os
+import re
 import sys
 import warnings
 from collections.abc import Sequence
+from typing import Any
 
 from nnkit.cli import commands
 from nnkit.cli import train as train_command
@@ -45,8 +49,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     def command(name: str, help: str, example: str) -> argparse.ArgumentParser:
-        return sub.add_parser(name, help=help, description=help[0].upper() + help[1:] + ".",
-                              epilog=f"example:\n  {example}", formatter_class=argparse.RawDescriptionHelpFormatter)
+        parser = sub.add_parser(name, help=help, description=help[0].upper() + help[1:] + ".",
+                                epilog=f"example:\n  {example}", formatter_class=argparse.RawDescriptionHelpFormatter)
+        parser.add_argument("--json", action="store_true",
+                            help='print one JSON object: {"command", "ok": true, "result"} (errors: "ok": false)')
+        return parser
 
     train = command("train", "train a model file (or resume a checkpoint)",
                     "nnkit train examples/spiral.toml -o spiral.nnk")
@@ -80,7 +87,6 @@ def build_parser() -> argparse.ArgumentParser:
                        "nnkit evaluate spiral.nnk --data held-out.npz")
     evaluate.add_argument("checkpoint", help="a checkpoint written by nnkit train")
     evaluate.add_argument("--data", help="a .npz (x, t), .npy or .csv (label in the last column) to score")
-    evaluate.add_argument("--json", action="store_true", help="print one JSON object")
     evaluate.set_defaults(run=commands.evaluate)
 
     validate = command("validate", "check a model file: schema, graph, shapes, param count",
@@ -95,7 +101,6 @@ def build_parser() -> argparse.ArgumentParser:
 
     inspect = command("inspect", "what a checkpoint holds (reads the header only)", "nnkit inspect spiral.nnk --verify")
     inspect.add_argument("checkpoint", help="the checkpoint to describe")
-    inspect.add_argument("--json", action="store_true", help="print JSON")
     inspect.add_argument("--verify", action="store_true", help="also check every array's checksum (reads the file)")
     inspect.set_defaults(run=commands.inspect)
 
@@ -107,7 +112,6 @@ def build_parser() -> argparse.ArgumentParser:
     plot.set_defaults(run=commands.plot)
 
     plugins = command("plugins", "list plugins and what they provide", "nnkit plugins --json")
-    plugins.add_argument("--json", action="store_true", help="print JSON")
     plugins.set_defaults(run=commands.plugins)
 
     schema = command("schema", "JSON Schema of model files (for editors) or checkpoint headers",
@@ -122,6 +126,29 @@ def build_parser() -> argparse.ArgumentParser:
 def _show_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
                   file: object = None, line: str | None = None) -> None:
     print(f"nnkit: warning: {' '.join(str(message).split())}", file=sys.stderr)
+
+
+def strict_json(value: Any) -> str:
+    """Compact JSON that any strict parser reads: NaN and ±inf become null."""
+    def finite(v: Any) -> Any:
+        if isinstance(v, float) and not math.isfinite(v):
+            return None
+        if isinstance(v, dict):
+            return {str(k): finite(x) for k, x in v.items()}
+        if isinstance(v, (list, tuple)):
+            return [finite(x) for x in v]
+        return v
+
+    return json.dumps(finite(value), separators=(",", ":"), allow_nan=False, ensure_ascii=False)
+
+
+def error_fields(exc: Exception, message: str) -> dict[str, Any]:
+    """An error as JSON: its kind, message, and the file, line and column it names."""
+    where = re.match(r"^(?P<file>[^:\s][^:]*?)(?::(?P<line>\d+):(?P<column>\d+))?: ", message)
+    return {"type": type(exc).__name__, "message": message,
+            "file": where["file"] if where else None,
+            "line": int(where["line"]) if where and where["line"] else None,
+            "column": int(where["column"]) if where and where["column"] else None}
 
 
 def _silence_stdout() -> None:
@@ -171,9 +198,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     try:
-        status = int(args.run(args))
+        status, result = args.run(args)
+        if args.json:
+            print(strict_json({"command": args.command, "ok": status == 0, "result": result}))
         sys.stdout.flush()  # a closed pipe or a full disk shows here, not at the interpreter's exit
-        return status
+        return int(status)
     except BrokenPipeError:  # `nnkit … | head`: the reader has what it wanted
         _silence_stdout()
         return 141  # 128 + SIGPIPE, as a shell reports a process a closed pipe ended
@@ -184,7 +213,11 @@ def _run(args: argparse.Namespace) -> int:
             return 1
         raise
     except NnkitError as exc:
-        print(f"nnkit: error: {' '.join(str(exc).split())}", file=sys.stderr)
+        message = " ".join(str(exc).split())
+        if args.json:
+            print(strict_json({"command": args.command, "ok": False, "error": error_fields(exc, message)}))
+        else:
+            print(f"nnkit: error: {message}", file=sys.stderr)
         return 1
     except MemoryError:
         print("nnkit: error: out of memory: lower the batch size or the network's size (see NNKIT_MAX_PARAMS and "

@@ -1,27 +1,31 @@
 """The `nnkit` commands besides `train`: predict, evaluate, validate, migrate, inspect, plot,
-plugins, schema. Each imports what it needs when it runs."""
+plugins, schema. Each imports what it needs when it runs, prints its text unless `--json`
+is given, and returns (exit status, result): the result is what `--json` prints inside
+the envelope (see `nnkit/cli/__init__.py`)."""
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
+from typing import Any
 
 from nnkit.errors import NnkitError
 
 
-def predict(args: argparse.Namespace) -> int:
+def predict(args: argparse.Namespace) -> tuple[int, dict[str, Any]]:
     from nnkit.api import load
     from nnkit.inference import predict_file
 
+    if args.json and args.output in (None, "-"):
+        raise NnkitError("predict --json describes the run: write the predictions with --output FILE")
     network = load(args.checkpoint, grads=False).network
-    predict_file(network, args.input, args.output, batch_size=args.batch_size, classes=args.classes,
-                 fmt=args.format)
-    return 0
+    rows = predict_file(network, args.input, args.output, batch_size=args.batch_size, classes=args.classes,
+                        fmt=args.format)
+    return 0, {"rows": rows, "output": args.output}
 
 
-def evaluate(args: argparse.Namespace) -> int:
+def evaluate(args: argparse.Namespace) -> tuple[int, dict[str, Any]]:
     import numpy as np
 
     from nnkit.data.builtin import FileDataset
@@ -37,16 +41,14 @@ def evaluate(args: argparse.Namespace) -> int:
         held = model.validation_data
         if held is not None:
             results["validation"] = model.evaluate(held.x, held.t, confusion=True)
-    if args.json:  # the first result's fields at the top, the validation one nested
-        label, first = next(iter(results.items()))
-        print(json.dumps({**first, **{k: v for k, v in results.items() if k != label}}))
-        return 0
+    if args.json:
+        return 0, results
     for label, result in results.items():
         print(f"{label}: {format_record({k: v for k, v in result.items() if k != 'confusion'})}  "
               f"({result['samples']} samples)")
         if result.get("confusion"):
             print(_confusion_table(result["confusion"]))
-    return 0
+    return 0, results
 
 
 def _confusion_table(counts: list[list[int]]) -> str:
@@ -55,7 +57,7 @@ def _confusion_table(counts: list[list[int]]) -> str:
     return "\n".join([head, *(f"  {i:>9} " + "".join(f"{v:>{width}}" for v in row) for i, row in enumerate(counts))])
 
 
-def validate(args: argparse.Namespace) -> int:
+def validate(args: argparse.Namespace) -> tuple[int, dict[str, Any]]:
     from nnkit.data.recipe import RecipeData, inputs_like
     from nnkit.modelfile import read_model_file
     from nnkit.network import NetworkPlan
@@ -68,21 +70,24 @@ def validate(args: argparse.Namespace) -> int:
         spec = spec.replace(inputs=inputs_like(RecipeData(spec, registry, args.model, streams(spec.train.seed)).all))
     plan = NetworkPlan(spec, registry, source=args.model)
     plan.check_batch(spec.train.batch_size, "a training step")
-    print(f"{args.model}: ok: {plan.describe()}")
-    return 0
+    if not args.json:
+        print(f"{args.model}: ok: {plan.describe()}")
+    return 0, {"model": args.model, "nodes": len(spec.nodes), "params": plan.param_count(),
+               "output_shape": list(plan.output_shape), "loss": spec.loss.type if spec.loss else None}
 
 
-def migrate(args: argparse.Namespace) -> int:
+def migrate(args: argparse.Namespace) -> tuple[int, dict[str, Any]]:
     from nnkit.modelfile import migrate_file
     from nnkit.plugins import get_registry
 
     old, new = migrate_file(args.model, get_registry(), args.out)
     target = args.out or args.model
-    print(f"{target}: format_version {new}" + (f" (was {old})" if old != new else " (already current)"))
-    return 0
+    if not args.json:
+        print(f"{target}: format_version {new}" + (f" (was {old})" if old != new else " (already current)"))
+    return 0, {"file": target, "format_version": new, "was": old}
 
 
-def inspect(args: argparse.Namespace) -> int:
+def inspect(args: argparse.Namespace) -> tuple[int, dict[str, Any]]:
     from nnkit.checkpoint import inspect, verify
     from nnkit.training.progress import format_record
 
@@ -90,8 +95,7 @@ def inspect(args: argparse.Namespace) -> int:
     if args.verify:
         info["verified_arrays"] = verify(args.checkpoint)
     if args.json:
-        print(json.dumps(info, indent=2))
-        return 0
+        return 0, info
     print(f"{info['path']}: nnkit checkpoint v{info['format_version']} "
           f"(nnkit {info['nnkit_version']}, created {info['created']})")
     print(f"network: {info['nodes_summary']}; {info['param_count']} params")
@@ -105,10 +109,10 @@ def inspect(args: argparse.Namespace) -> int:
         print(f"  {a['name']:<40} {a['dtype']:<8} {tuple(a['shape'])}")
     if args.verify:
         print(f"checksums: all {info['verified_arrays']} arrays intact")
-    return 0
+    return 0, info
 
 
-def plot(args: argparse.Namespace) -> int:
+def plot(args: argparse.Namespace) -> tuple[int, dict[str, Any]]:
     from nnkit.model import Model
     from nnkit.plot import plot_boundary, plot_history
 
@@ -118,17 +122,17 @@ def plot(args: argparse.Namespace) -> int:
         plot_boundary(model.network, model.data.x, model.data.t, args.out, title=title)
     else:
         plot_history(model.history.records, args.out, title=title)
-    print(f"wrote {args.out}")
-    return 0
+    if not args.json:
+        print(f"wrote {args.out}")
+    return 0, {"wrote": args.out}
 
 
-def plugins(args: argparse.Namespace) -> int:
+def plugins(args: argparse.Namespace) -> tuple[int, dict[str, Any]]:
     from nnkit.plugins import get_registry
 
     plugins = [p.to_dict() for p in get_registry().plugins]
     if args.json:
-        print(json.dumps(plugins, indent=2))
-        return 0
+        return 0, {"plugins": plugins}
     for p in plugins:
         print(f"{p['name']}  ({p['distribution']} {p['version']})")
         for label in ("layers", "optimizers", "datasets", "metrics", "callbacks"):
@@ -136,10 +140,10 @@ def plugins(args: argparse.Namespace) -> int:
                 print(f"  {label}: {', '.join(p[label])}")
         if p["error"]:
             print(f"  error: {p['error']}")
-    return 0
+    return 0, {"plugins": plugins}
 
 
-def schema(args: argparse.Namespace) -> int:
+def schema(args: argparse.Namespace) -> tuple[int, dict[str, Any]]:
     from nnkit.atomic import write_output
     from nnkit.modelfile.schema import model_schema, schema_text
     from nnkit.plugins import get_registry
@@ -147,12 +151,15 @@ def schema(args: argparse.Namespace) -> int:
     if args.kind == "checkpoint":
         from nnkit.checkpoint.header import header_schema
 
-        text = schema_text(header_schema())
+        document = header_schema()
     else:
-        text = schema_text(model_schema(get_registry()))
+        document = model_schema(get_registry())
     if args.out in (None, "-"):
-        sys.stdout.write(text)
-        return 0
-    write_output(args.out, text.encode("utf-8"), NnkitError)
-    print(f"wrote {args.out}")
-    return 0
+        if args.json:
+            return 0, {"schema": document}
+        sys.stdout.write(schema_text(document))
+        return 0, {"schema": document}
+    write_output(args.out, schema_text(document).encode("utf-8"), NnkitError)
+    if not args.json:
+        print(f"wrote {args.out}")
+    return 0, {"wrote": args.out}

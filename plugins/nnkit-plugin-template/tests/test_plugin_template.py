@@ -14,7 +14,8 @@ from nnkit.testing import check_layer
 
 def test_nnkit_plugins_lists_it(capsys) -> None:  # type: ignore[no-untyped-def]
     assert main(["plugins", "--json"]) == 0
-    plugin = next(p for p in json.loads(capsys.readouterr().out) if p["name"] == "template")
+    listed = json.loads(capsys.readouterr().out)["result"]["plugins"]
+    plugin = next(p for p in listed if p["name"] == "template")
     assert plugin["distribution"] == "nnkit-plugin-template" and plugin["layers"] == ["Swish"]
     assert plugin["error"] is None
 

@@ -82,7 +82,7 @@ def run(*args: str, cwd: Path, env: dict | None = None) -> subprocess.CompletedP
 def test_the_example_trains_saves_loads_and_predicts(tmp_path: Path) -> None:
     trained = run("train", str(EXAMPLE), "--out", "seq.nnk", "--quiet", cwd=tmp_path)
     assert trained.returncode == 0, trained.stderr
-    result = json.loads(run("evaluate", "seq.nnk", "--json", cwd=tmp_path).stdout)
+    result = json.loads(run("evaluate", "seq.nnk", "--json", cwd=tmp_path).stdout)["result"]["training"]
     assert result["accuracy"] > 0.99 and np.exp(result["loss"]) < 1.1  # perplexity
 
     # Held-out sequences the model never saw, through the Python API.
