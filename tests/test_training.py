@@ -141,29 +141,8 @@ def test_a_pipe_gets_plain_lines_and_quiet_only_the_result(tmp_path: Path) -> No
 
 def test_a_terminal_gets_a_live_bar(tmp_path: Path) -> None:
     pytest.importorskip("tqdm")
-    import fcntl
-    import pty
-    import struct
-    import termios
-
-    pid, fd = pty.fork()
-    if pid == 0:  # the child: nnkit on a 100-column terminal
-        fcntl.ioctl(0, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 100, 0, 0))
-        os.chdir(tmp_path)
-        os.execv(sys.executable, [sys.executable, "-m", "nnkit.cli", "train", str(EXAMPLES / "spiral.toml"),
-                                  "--epochs", "3"])
-    output = b""
-    while True:
-        try:
-            chunk = os.read(fd, 4096)
-        except OSError:
-            break
-        if not chunk:
-            break
-        output += chunk
-    os.waitpid(pid, 0)
-    text = output.decode(errors="replace")
-    assert "epoch 3/3: 100%|" in text and "10/10" in text and "\r" in text  # redrawn in place
+    text = run_in_terminal(["train", str(EXAMPLES / "spiral.toml"), "--epochs", "3"], 100, tmp_path)
+    assert "30/30" in text and "epoch 3/3" in text and "\r" in text  # one bar for the run, redrawn in place
     assert "final: loss" in text
 
 
@@ -308,3 +287,51 @@ def test_boundary_plots_need_one_two_feature_input(tmp_path: Path, capsys) -> No
     r.save(tmp_path / "cbow.nnk")
     assert main(["plot", str(tmp_path / "cbow.nnk"), "--boundary", "--out", str(tmp_path / "b.png")]) == 1
     assert "one input of 2 features; this one has several" in capsys.readouterr().err
+
+
+def run_in_terminal(argv: list[str], columns: int, cwd: Path) -> str:
+    """Run `nnkit` with a pseudo-terminal of `columns` × 24 (0 × 0: one that reports no size)
+    as its standard output and error; everything it drew, escape sequences removed."""
+    import fcntl
+    import pty
+    import re
+    import struct
+    import termios
+
+    master, slave = pty.openpty()
+    rows = 24 if columns else 0
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, columns, 0, 0))
+    env = {**os.environ, "COLUMNS": "", "LINES": ""}
+    env.pop("COLUMNS"), env.pop("LINES")
+    proc = subprocess.Popen([sys.executable, "-m", "nnkit", *argv], stdin=slave, stdout=slave, stderr=slave,
+                            cwd=cwd, env=env, close_fds=True)
+    os.close(slave)
+    chunks = []
+    while True:
+        try:
+            data = os.read(master, 65536)
+        except OSError:  # the terminal closed: the process is done
+            break
+        if not data:
+            break
+        chunks.append(data)
+    proc.wait(timeout=120)
+    os.close(master)
+    assert proc.returncode == 0
+    return re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", b"".join(chunks).decode("utf-8", "replace"))
+
+
+def test_the_bar_at_80_columns_shows_every_metric(tmp_path: Path) -> None:
+    pytest.importorskip("tqdm")
+    pytest.importorskip("sklearn")
+    out = run_in_terminal(["train", str(EXAMPLES / "digits.toml"), "--epochs", "3", "--progress", "bar",
+                           "-o", "d.nnk"], 80, tmp_path)
+    kept = [line for line in out.replace("\r", "\n").splitlines() if line.startswith("epoch 3/3  ")]
+    assert kept, out
+    assert all(name in kept[0] for name in ("loss", "accuracy", "val_loss", "val_accuracy"))
+    assert "run" in out or "epoch" in out  # the bar itself was drawn
+
+
+def test_a_terminal_without_a_size_gets_plain_lines(tmp_path: Path) -> None:
+    out = run_in_terminal(["train", str(EXAMPLES / "spiral.toml"), "--epochs", "2", "-o", "s.nnk"], 0, tmp_path)
+    assert "epoch 2/2  loss" in out and "it/s" not in out and "step/s" not in out

@@ -2,14 +2,16 @@
 
 The bar is tqdm's (the extra `nnkit[progress]`): one small, dependency-free, widely used
 package that already handles terminal widths, redraw rates, rates and time left; nnkit
-writes no terminal code of its own. Without tqdm, or off a terminal (pipes, CI logs),
-training prints one plain line every few epochs.
+writes no terminal code of its own. The bar goes to standard error, as tqdm's convention
+is; the full lines with every metric stay on screen above it. Without tqdm, off a
+terminal (pipes, CI logs) or on one that reports no size, training prints one plain line
+every few epochs.
 """
 
 from __future__ import annotations
 
+import os
 import sys
-import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal, TextIO
 
@@ -50,8 +52,9 @@ def format_record(record: dict[str, Any]) -> str:
 
 
 class ProgressBar(Callback):
-    """A tqdm bar per epoch: steps done, running loss and metrics, and time left for the
-    whole run. Bars stay on screen for the epochs plain lines would report; the rest clear."""
+    """One tqdm bar for the whole run on standard error — steps done, the epoch, the running
+    loss, time left — and, kept above it, a full plain line with every metric for the epochs
+    the plain lines would report (as Keras prints them), so no metric is ever cut off."""
 
     def __init__(self, stream: TextIO | None = None) -> None:
         try:
@@ -59,40 +62,39 @@ class ProgressBar(Callback):
         except ImportError:
             raise NnkitError(f"the progress bar needs tqdm: {install_hint('progress')}") from None
 
-        self.tqdm, self.stream = tqdm, stream or sys.stdout
-        self.bar: Any = None  # the current epoch's tqdm bar
-        self.started = self.first_step = 0.0
+        self.tqdm, self.stream = tqdm, stream or sys.stderr
+        self.bar: Any = None
 
     def on_train_begin(self, runner: Runner) -> None:
-        self.started, self.first_step = time.monotonic(), runner.state.progress.step
-
-    def on_epoch_begin(self, runner: Runner, epoch: int) -> None:
-        self.bar = self.tqdm(total=runner.steps_per_epoch, desc=f"epoch {epoch}/{runner.target_epochs}",
-                             file=self.stream, leave=reported(runner, epoch), dynamic_ncols=True, unit="step")
+        total = runner.target_epochs * runner.steps_per_epoch
+        self.bar = self.tqdm(total=total, initial=min(runner.state.progress.step, total), file=self.stream,
+                             dynamic_ncols=True, unit="step", desc="run", leave=True)
 
     def on_step_end(self, runner: Runner, step: int, loss: float) -> None:
-        resumed = self.bar is None  # mid-epoch: no bar yet
-        if resumed:
-            self.on_epoch_begin(runner, runner.epoch + 1)
-        self.bar.update(runner.state.progress.position if resumed else 1)
         position = max(runner.state.progress.position, 1)
         running = runner.state.progress.running
-        postfix = {k: f"{v / position:.4f}" for k, v in running.items()}
-        done = step - self.first_step
-        remaining = runner.target_epochs * runner.steps_per_epoch - step
-        postfix["run left"] = self.tqdm.format_interval((time.monotonic() - self.started) / done * remaining)
-        self.bar.set_postfix(postfix, refresh=False)
+        self.bar.set_description(f"epoch {runner.epoch + 1}/{runner.target_epochs}", refresh=False)
+        self.bar.set_postfix_str(f"loss {running.get('loss', loss) / position:.4f}", refresh=False)
+        self.bar.update(1)
 
     def on_epoch_end(self, runner: Runner, epoch: int, record: dict[str, float]) -> None:
-        if self.bar is not None:
-            self.bar.set_postfix_str(format_record(record), refresh=True)
-            self.bar.close()
-            self.bar = None
+        if reported(runner, epoch):
+            target = runner.target_epochs
+            self.bar.write(f"epoch {epoch:>{len(str(target))}}/{target}  {format_record(record)}", file=self.stream)
 
     def on_train_end(self, runner: Runner) -> None:
         if self.bar is not None:
             self.bar.close()
             self.bar = None
+
+
+def terminal_width(stream: TextIO) -> int:
+    """The width of the terminal `stream` writes to; 0 when it has none (a pipe, a file, or a
+    terminal that reports no size)."""
+    try:
+        return os.get_terminal_size(stream.fileno()).columns if stream.isatty() else 0
+    except (OSError, ValueError, AttributeError):
+        return 0
 
 
 def have_tqdm() -> bool:
@@ -104,11 +106,12 @@ def have_tqdm() -> bool:
 
 
 def reporter(mode: Mode, stream: TextIO | None = None) -> Callback | None:
-    """The progress callback for `mode`: "auto" is a bar on a terminal with tqdm installed,
-    plain lines otherwise; "none" reports nothing."""
-    stream = stream or sys.stdout
+    """The progress callback for `mode`: "auto" is the bar when standard error is a
+    terminal with a size and tqdm is installed, plain lines on standard output otherwise;
+    "none" reports nothing."""
     if mode == "none":
         return None
-    if mode == "bar" or (mode == "auto" and stream.isatty() and have_tqdm()):
-        return ProgressBar(stream)
-    return LogLines(lambda line: print(line, file=stream, flush=True))
+    if mode == "bar" or (mode == "auto" and terminal_width(sys.stderr) > 0 and have_tqdm()):
+        return ProgressBar(stream or sys.stderr)
+    out = stream or sys.stdout
+    return LogLines(lambda line: print(line, file=out, flush=True))
