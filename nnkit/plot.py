@@ -26,8 +26,10 @@ def _figure(**kwargs: Any) -> Any:
     return Figure(**kwargs)
 
 
-def plot_history(history: list[dict[str, Any]], out: str | Path, title: str = "") -> Any:
-    """Loss (left) and every other metric (right) per epoch, training and validation."""
+def plot_history(history: list[dict[str, Any]], out: str | Path, title: str = "", *,
+                 restored_epoch: int | None = None, logy: bool = False) -> Any:
+    """Loss (left) and every other metric (right) per epoch, training and validation;
+    `restored_epoch` (early stopping's best) marked on both; `logy`: the loss on a log scale."""
     if not history:
         raise DataError("the checkpoint holds no training history to plot")
     epochs = [r["epoch"] for r in history]
@@ -42,9 +44,13 @@ def plot_history(history: list[dict[str, Any]], out: str | Path, title: str = ""
                     ax.plot(epochs, [np.nan if v is None else v for v in values], style, label=key)
         ax.set_xlabel("epoch")
         ax.grid(alpha=0.3)
+        if restored_epoch is not None:
+            ax.axvline(restored_epoch, color="grey", linestyle=":", label=f"restored (epoch {restored_epoch})")
         if ax.get_lines():
             ax.legend()
     axes[0].set_ylabel("loss")
+    if logy:
+        axes[0].set_yscale("log")
     metrics = [k for k in keys if k != "loss"]
     axes[1].set_ylabel(metrics[0] if len(metrics) == 1 else "metrics")
     if title:
@@ -66,8 +72,10 @@ def plot_boundary(network: Any, x: Any, t: np.ndarray, out: str | Path, title: s
     ys = np.linspace(x[:, 1].min() - pad, x[:, 1].max() + pad, resolution)
     grid = np.stack(np.meshgrid(xs, ys), axis=-1).reshape(-1, 2)
     scores = network.predict(grid)
-    regions = scores.argmax(axis=-1).reshape(resolution, resolution)
-    labels = class_indices(t, (len(x), scores.shape[-1]))
+    regions = predicted_classes(scores).reshape(resolution, resolution)
+    labels = class_indices(t, (len(x), max(scores.shape[-1], 2))).reshape(-1)
+    if scores.shape[-1] == 1:
+        labels = (labels > 0.5).astype(int)
     figure = _figure(figsize=(6, 6))
     ax = figure.subplots()
     ax.contourf(xs, ys, regions, alpha=0.3, levels=np.arange(regions.max() + 2) - 0.5, cmap="tab10",
@@ -84,6 +92,12 @@ def plot_boundary(network: Any, x: Any, t: np.ndarray, out: str | Path, title: s
     figure.tight_layout()
     _save(figure, out)
     return figure
+
+
+def predicted_classes(scores: np.ndarray) -> np.ndarray:
+    """Class indices from a classifier's outputs (N, C): one output is a binary classifier's
+    probability of class 1, thresholded at 0.5; several, one per class, by argmax."""
+    return (scores[:, 0] > 0.5).astype(int) if scores.shape[-1] == 1 else scores.argmax(axis=-1)
 
 
 def _tab10(index: int) -> Any:

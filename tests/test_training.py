@@ -335,3 +335,20 @@ def test_the_bar_at_80_columns_shows_every_metric(tmp_path: Path) -> None:
 def test_a_terminal_without_a_size_gets_plain_lines(tmp_path: Path) -> None:
     out = run_in_terminal(["train", str(EXAMPLES / "spiral.toml"), "--epochs", "2", "-o", "s.nnk"], 0, tmp_path)
     assert "epoch 2/2  loss" in out and "it/s" not in out and "step/s" not in out
+
+
+def test_plots_of_binary_classifiers_and_early_stopping(tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    from nnkit.plot import plot_history, predicted_classes
+
+    assert list(predicted_classes(np.array([[0.2], [0.7]]))) == [0, 1]  # a sigmoid output has two regions
+    assert list(predicted_classes(np.array([[0.2, 0.8], [0.9, 0.1]]))) == [1, 0]
+    history = [{"epoch": e, "loss": 1 / e, "val_loss": 1.2 / e, "accuracy": 0.5} for e in range(1, 6)]
+    figure = plot_history(history, tmp_path / "curves", restored_epoch=3, logy=True)
+    assert (tmp_path / "curves").read_bytes().startswith(b"\x89PNG")  # the name as written, a PNG inside
+    loss_axis, metric_axis = figure.axes
+    assert loss_axis.get_yscale() == "log" and metric_axis.get_ylabel() == "accuracy"
+    assert any("restored (epoch 3)" in line.get_label() for line in loss_axis.get_lines())
+    import matplotlib
+
+    assert matplotlib.get_backend() is not None  # untouched: nnkit never calls matplotlib.use

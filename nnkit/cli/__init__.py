@@ -109,6 +109,9 @@ def build_parser() -> argparse.ArgumentParser:
     plot.add_argument("checkpoint", help="a checkpoint written by nnkit train")
     plot.add_argument("--out", required=True, help="the picture to write (.png, .svg, .pdf)")
     plot.add_argument("--boundary", action="store_true", help="decision regions of a 2-feature network, data on top")
+    plot.add_argument("--data", help="with --boundary: the points to draw (.npz with x and t; .npy or .csv, labels "
+                                     "last); default: the data the recipe names")
+    plot.add_argument("--logy", action="store_true", help="the loss on a logarithmic scale")
     plot.set_defaults(run=commands.plot)
 
     plugins = command("plugins", "list plugins and what they provide", "nnkit plugins --json")

@@ -26,15 +26,12 @@ def predict(args: argparse.Namespace) -> tuple[int, dict[str, Any]]:
 
 
 def evaluate(args: argparse.Namespace) -> tuple[int, dict[str, Any]]:
-    import numpy as np
-
-    from nnkit.data.builtin import FileDataset
     from nnkit.model import Model
     from nnkit.training.progress import format_record
 
     model = Model.load(args.checkpoint, grads=False)
     if args.data:
-        data = FileDataset(FileDataset.Config(path=args.data)).load(np.random.default_rng(0))
+        data = _file_data(args.data)
         results = {"data": model.evaluate(data.x, data.t, confusion=True)}
     else:
         results = {"training": model.evaluate(confusion=True)}
@@ -49,6 +46,15 @@ def evaluate(args: argparse.Namespace) -> tuple[int, dict[str, Any]]:
         if result.get("confusion"):
             print(_confusion_table(result["confusion"]))
     return 0, results
+
+
+def _file_data(path: str) -> Any:
+    """The data in a file the user names (.npz with x and t; .npy or .csv, labels last)."""
+    import numpy as np
+
+    from nnkit.data.builtin import FileDataset
+
+    return FileDataset(FileDataset.Config(path=path)).load(np.random.default_rng(0))
 
 
 def _confusion_table(counts: list[list[int]]) -> str:
@@ -119,9 +125,12 @@ def plot(args: argparse.Namespace) -> tuple[int, dict[str, Any]]:
     model = Model.load(args.checkpoint, grads=False)
     title = model.spec.name or Path(args.checkpoint).stem
     if args.boundary:
-        plot_boundary(model.network, model.data.x, model.data.t, args.out, title=title)
+        data = _file_data(args.data) if args.data else model.data
+        plot_boundary(model.network, data.x, data.t, args.out, title=title)
     else:
-        plot_history(model.history.records, args.out, title=title)
+        stopping = model.runner.state.progress.callbacks.get("early_stopping", {})
+        restored = stopping.get("best_epoch") if stopping.get("stopped_epoch") is not None else None
+        plot_history(model.history.records, args.out, title=title, restored_epoch=restored, logy=args.logy)
     if not args.json:
         print(f"wrote {args.out}")
     return 0, {"wrote": args.out}

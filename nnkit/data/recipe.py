@@ -35,7 +35,8 @@ class RecipeData:
         """What `[data]` names, whole."""
         if self._all is None:
             if self.spec.data is None:
-                raise DataError(f"{self.source}: the model file names no [data]; pass x and t")
+                raise DataError(f"{self.source}: its recipe names no [data]: pass some (--data FILE on the command "
+                                "line, x and y from Python)")
             self._all = self._load(self.spec.data, "data")
         return self._all
 

@@ -137,7 +137,8 @@ class Runner:
             raise DataError(f"{self.source}: its data: "
                             + "; ".join(v for k, v in self.missing.items() if k.startswith("dataset ")))
         if self.recipe_data is None:
-            raise DataError(f"{self.source}: the runner was given no data; pass x and t")
+            raise DataError(f"{self.source}: it names no data: pass some (--data FILE on the command line, x and "
+                            "y from Python)")
         return self.recipe_data
 
     @property
