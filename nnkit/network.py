@@ -93,19 +93,19 @@ class NetworkPlan:
         try:
             cls = registry.get("layer", node.type).cls
         except PluginError as exc:
-            raise ModelFileError(f"{self.source}: node {node.name!r}: {exc}") from None
+            raise ModelFileError(f"{self.source}: {node.label}: {exc}") from None
         in_shapes = [shapes[i] for i in node.inputs]
         if not cls.accepts(len(in_shapes)):
             expected = cls.num_inputs if isinstance(cls.num_inputs, int) else \
                 f"{cls.num_inputs[0]} to {cls.num_inputs[1] or 'any number of'}"
             raise ModelFileError(
-                f"{self.source}: node {node.name!r} ({node.type}) takes {expected} input(s), got {len(in_shapes)}")
+                f"{self.source}: {node.label} ({node.type}) takes {expected} input(s), got {len(in_shapes)}")
         try:
             layer: Layer = cls(node.config, in_shapes, dtype=self.dtype)
         except ValueError as exc:
             shown = ", ".join(f"{i} {s}" for i, s in zip(node.inputs, in_shapes))
             raise ModelFileError(
-                f"{self.source}: node {node.name!r} ({node.type}) with inputs {shown}: {exc}") from None
+                f"{self.source}: {node.label} ({node.type}) with inputs {shown}: {exc}") from None
         return layer
 
     def _declared(self, ref: ParamRef) -> ParamDecl | None:

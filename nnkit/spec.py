@@ -27,7 +27,7 @@ from pydantic import BeforeValidator, ConfigDict, Field, ValidationError, create
 from nnkit.config import MAX_INT, Config, Strict, type_name_of
 from nnkit.errors import ModelFileError
 from nnkit.layer import LayerConfig
-from nnkit.names import NAME_PATTERN, ParamRef, did_you_mean
+from nnkit.names import NAME_PATTERN, ParamRef
 from nnkit.registry import Kind, Registry
 
 #: The model-file format this nnkit writes and reads natively (see nnkit/modelfile/migrations.py).
@@ -121,10 +121,23 @@ class Node:
     #: This node's params that are another node's (`share`) or its transpose (`tie`).
     share: Mapping[str, ParamRef] = dataclasses.field(default_factory=dict)
     tie: Mapping[str, ParamRef] = dataclasses.field(default_factory=dict)
+    #: Where the node stands in the file (None for the loss), and whether its name is the
+    #: user's or was made up: messages speak of nodes as the user wrote them.
+    index: int | None = dataclasses.field(default=None, compare=False)
+    named: bool = dataclasses.field(default=True, compare=False)
 
     @property
     def type(self) -> str:
         return self.config.type
+
+    @property
+    def label(self) -> str:
+        """"node 'fc1'", or for a node the user left unnamed "the 2nd node (Affine, unnamed)"."""
+        if self.named or self.index is None:
+            return f"node {self.name!r}"
+        n = self.index + 1
+        suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+        return f"the {n}{suffix} node ({self.type}, unnamed)"
 
     def to_dict(self) -> dict[str, Any]:
         fields = self.config.model_dump(mode="json", exclude_none=True, exclude={"name", "inputs"})
@@ -262,129 +275,3 @@ def _by_name_or_config(configs: list[type[Config]], names: tuple[str, ...]) -> A
 def _name_to_config(value: Any) -> Any:
     """A metric may be written as its name alone: "accuracy" means {type = "accuracy"}."""
     return {"type": value} if isinstance(value, str) else value
-
-
-def normalise(file: ModelFileBase, registry: Registry) -> Spec:
-    """The `Spec` of a validated model file: node names and inputs filled, references,
-    sharing and acyclicity checked, metrics defaulted from the loss. ValueError names the
-    first problem."""
-    inputs = list(file.inputs) if file.inputs is not None else ["x"]
-    nodes = _name_nodes(file.nodes, inputs)
-    known = set(inputs) | {n.name for n in nodes}
-    for node in nodes:
-        for ref in node.inputs:
-            _check_ref(ref, known, f"node {node.name!r} takes input")
-        for field, links in (("share", node.share), ("tie", node.tie)):
-            for pname, owner in links.items():
-                _check_ref(owner.node, known - set(inputs), f"node {node.name!r} {field}s {pname} with node")
-                if owner.node == node.name:
-                    raise ValueError(f"node {node.name!r} cannot {field} a param with itself")
-    order = topological_order(nodes)
-    outputs = tuple(file.outputs) if file.outputs is not None else (nodes[-1].name,)
-    for out in outputs:
-        _check_ref(out, known, "output")
-    loss = None
-    if file.loss is not None:
-        loss = _node(file.loss, file.loss.name or "loss", tuple(file.loss.inputs or [outputs[0]]))
-        for ref in loss.inputs:
-            _check_ref(ref, known, "loss takes input")
-    _check_used(nodes, [*outputs, *(loss.inputs if loss is not None else ())])
-    return Spec(
-        nodes=tuple(nodes), order=order, outputs=outputs, loss=loss, inputs=file.inputs, dtype=file.dtype,
-        train=file.train, optimizer=file.optimizer, data=file.data,
-        metrics=tuple(file.metrics) if file.metrics is not None else _default_metrics(loss, registry),
-        validation=file.validation, callbacks=tuple(file.callbacks), name=file.name, schema_url=file.schema_url,
-        format_version=file.format_version,
-    )
-
-
-def _default_metrics(loss: Node | None, registry: Registry) -> tuple[Config, ...]:
-    """What a loss reports when the file names no metrics (none without a loss)."""
-    entry = registry.find("layer", loss.type) if loss is not None else None
-    names = getattr(entry.cls, "default_metrics", ()) if entry is not None else ()
-    return tuple(registry.get("metric", n).cls.Config() for n in names if registry.find("metric", n) is not None)
-
-
-def _node(config: LayerConfig, name: str, inputs: tuple[str, ...]) -> Node:
-    # The node's config carries the filled-in name and inputs too, so that the same
-    # network written with or without them gives equal specs.
-    config = config.model_copy(update={"name": name, "inputs": list(inputs)})
-    return Node(name, inputs, config,
-                share={k: ParamRef.parse(v) for k, v in (config.share or {}).items()},
-                tie={k: ParamRef.parse(v) for k, v in (config.tie or {}).items()})
-
-
-def _name_nodes(configs: list[LayerConfig], inputs: list[str]) -> list[Node]:
-    """Nodes with names (`<type><n>` where omitted) and inputs (the previous node where omitted)."""
-    taken = set(inputs) | {c.name for c in configs if c.name is not None}
-    counts: dict[str, int] = {}
-    nodes: list[Node] = []
-    seen: set[str] = set(inputs)
-    previous: str | None = inputs[0] if len(inputs) == 1 else None
-    for index, config in enumerate(configs):
-        name = config.name
-        if name is None:
-            base = config.type.lower()
-            while name is None or name in taken:
-                counts[base] = counts.get(base, 0) + 1
-                name = f"{base}{counts[base]}"
-            taken.add(name)
-        elif name in seen:
-            raise ValueError(f"nodes[{index}]: duplicate node name {name!r}")
-        if config.inputs is None and previous is None:
-            raise ValueError(f"node {name!r} must name its inputs: the network has several inputs")
-        nodes.append(_node(config, name, tuple(config.inputs) if config.inputs is not None else (previous or "",)))
-        seen.add(name)
-        previous = name
-    return nodes
-
-
-def _check_ref(ref: str, known: set[str], what: str) -> None:
-    if ref not in known:
-        raise ValueError(f"{what} {ref!r}, which is no node or network input{did_you_mean(ref, sorted(known))}")
-
-
-def _check_used(nodes: list[Node], sinks: list[str]) -> None:
-    """Every node must feed an output or the loss (directly, through others, or by lending
-    a shared param to a node that does)."""
-    inputs_of = {n.name: n.inputs for n in nodes}
-    lenders = {n.name: [ref.node for ref in [*n.share.values(), *n.tie.values()]] for n in nodes}
-    used: set[str] = set()
-    stack = [s for s in sinks if s in inputs_of]
-    while stack:
-        name = stack.pop()
-        if name in used:
-            continue
-        used.add(name)
-        stack.extend(r for r in [*inputs_of[name], *lenders[name]] if r in inputs_of and r not in used)
-    unused = [n.name for n in nodes if n.name not in used]
-    if unused:
-        raise ValueError(f"unused node(s) {', '.join(repr(u) for u in unused)}: no output or loss depends on them")
-
-
-def topological_order(nodes: list[Node]) -> tuple[Node, ...]:
-    """Nodes ordered so that every node comes after its inputs (a chain keeps its order);
-    ValueError naming the nodes of a cycle. Network inputs are not nodes and are skipped."""
-    by_name = {n.name: n for n in nodes}
-    colour: dict[str, int] = {}  # 1 = on the current path, 2 = placed in the order
-    order: list[Node] = []
-    for start in by_name:
-        if start in colour:
-            continue
-        colour[start] = 1
-        stack = [(start, iter(by_name[start].inputs))]
-        while stack:
-            name, children = stack[-1]
-            child = next(children, None)
-            if child is None:
-                colour[name] = 2
-                order.append(by_name[name])
-                stack.pop()
-            elif child in by_name and colour.get(child) == 1:
-                path = [n for n, _ in stack]
-                cycle = path[path.index(child):] + [child]
-                raise ValueError(f"the nodes form a cycle: {' -> '.join(reversed(cycle))}")
-            elif child in by_name and child not in colour:
-                colour[child] = 1
-                stack.append((child, iter(by_name[child].inputs)))
-    return tuple(order)

@@ -58,7 +58,7 @@ def test_nodes_may_name_their_inputs_as_a_graph() -> None:
     ({"nodes": [{"name": "fc", "type": "Affine", "units": "3"}]},
      r"nodes\.fc\.units: Input should be a valid integer"),
     ({"nodes": [{"name": "fc", "type": "Affine", "units": 3, "unit": 2}]},
-     r"nodes\.fc\.unit: Extra inputs are not permitted"),
+     r"nodes\.fc\.unit: unknown field 'unit'; did you mean 'units'"),
     ({"nodes": [{"name": "a", "type": "ReLU"}, {"name": "a", "type": "ReLU"}]}, "duplicate node name 'a'"),
     ({"nodes": [{"type": "ReLU", "inputs": ["nope"]}]}, "takes input 'nope', which is no node"),
     ({"nodes": [{"name": "a", "type": "ReLU", "inputs": ["b"]}, {"name": "b", "type": "ReLU", "inputs": ["a"]}]},
@@ -79,7 +79,7 @@ def test_file_errors_name_the_file(tmp_path: Path) -> None:
     with pytest.raises(nnkit.ModelFileError, match="missing.toml: no such file"):
         read_model_file(tmp_path / "missing.toml")
     bad = write(tmp_path, "bad.toml", "a = 1\nb = = 2\n")
-    with pytest.raises(nnkit.ModelFileError, match=r"bad.toml: invalid TOML: .*line 2"):
+    with pytest.raises(nnkit.ModelFileError, match=r"bad.toml:2:5: invalid TOML: Invalid value"):
         read_model_file(bad)
     bad = write(tmp_path, "bad.json", '{"nodes": [}')
     with pytest.raises(nnkit.ModelFileError, match="bad.json:1:12: invalid JSON: Expecting value"):
@@ -214,3 +214,27 @@ def test_every_integer_field_is_bounded() -> None:
                 walk(value, f"{where}[{i}]")
 
     walk(model_schema(nnkit.get_registry()), "schema")
+
+
+def test_errors_users_can_act_on(tmp_path: Path, capsys) -> None:
+    from nnkit.cli import main
+
+    spiral = (EXAMPLES / "spiral.toml").read_text()
+    cases = {
+        "field.toml": (spiral.replace("epochs = 300", "epoch = 300"),
+                       "train.epoch: unknown field 'epoch'; did you mean 'epochs'?"),
+        "section.toml": (spiral.replace("[train]", "[trian]"), "trian: unknown section 'trian'; did you mean 'train'"),
+        "syntax.toml": ("a = {b = 1\n", "syntax.toml:1:11: invalid TOML: Unclosed inline table"),
+        "batch.toml": (spiral.replace("batch_size = 30", "batch_size = 1000"),
+                       "train.batch_size 1000 is larger than the 300 training samples"),
+        "graph.toml": ('inputs = { a = { shape = [2] }, b = { shape = [2] } }\n[[nodes]]\ntype = "Affine"\nunits = 3\n'
+                       'inputs = ["a"]\n[[nodes]]\ntype = "Add"\ninputs = ["affine1", "bb"]\n',
+                       "graph.toml:6:3: the 2nd node (Add, unnamed) takes input 'bb', which is no node or network "
+                       "input; did you mean 'b'?"),
+    }
+    if pytest.importorskip("yaml"):
+        cases["syntax.yaml"] = ("nodes: [1, 2\nb: 3\n", "syntax.yaml:2:2: invalid YAML: did not find expected")
+    for name, (text, message) in cases.items():
+        (tmp_path / name).write_text(text)
+        assert main(["validate", str(tmp_path / name)]) == 1, name
+        assert message in capsys.readouterr().err, name

@@ -72,10 +72,14 @@ def validate(args: argparse.Namespace) -> tuple[int, dict[str, Any]]:
 
     registry = get_registry()
     spec = read_model_file(args.model, registry)
+    recipe = RecipeData(spec, registry, args.model, streams(spec.train.seed))
     if spec.inputs is None:  # shapes come from the data: make it, as training would
-        spec = spec.replace(inputs=inputs_like(RecipeData(spec, registry, args.model, streams(spec.train.seed)).all))
+        spec = spec.replace(inputs=inputs_like(recipe.all))
     plan = NetworkPlan(spec, registry, source=args.model)
     plan.check_batch(spec.train.batch_size, "a training step")
+    if spec.data is not None and len(recipe.train) < spec.train.batch_size:  # the data it names, as training sees it
+        raise NnkitError(f"{args.model}: train.batch_size {spec.train.batch_size} is larger than the "
+                         f"{len(recipe.train)} training samples its data gives: no step could run")
     if not args.json:
         print(f"{args.model}: ok: {plan.describe()}")
     return 0, {"model": args.model, "nodes": len(spec.nodes), "params": plan.param_count(),

@@ -20,8 +20,10 @@ from nnkit.errors import ModelFileError
 from nnkit.modelfile.locate import json_position, toml_position, yaml_position
 from nnkit.modelfile.migrations import upgrade
 from nnkit.modelfile.parse import dump_text, format_of, parse_text, read_text, yaml_loader
+from nnkit.names import did_you_mean
+from nnkit.normalise import normalise
 from nnkit.registry import Kind, Registry
-from nnkit.spec import Spec, normalise, spec_model
+from nnkit.spec import Spec, spec_model
 
 __all__ = ["migrate_file", "read_model_file", "validate_spec", "write_model_file"]
 
@@ -53,7 +55,9 @@ def validate_spec(data: dict[str, Any], source: str, registry: Registry,
     try:
         return normalise(validated, registry)
     except ValueError as exc:  # the graph: names, references, cycles, unused nodes
-        raise ModelFileError(f"{source}: {exc}") from None
+        index = getattr(exc, "index", None)
+        where = _position(text, fmt, ("nodes", index)) if text is not None and index is not None else None
+        raise ModelFileError(f"{source}:{where[0]}:{where[1]}: {exc}" if where else f"{source}: {exc}") from None
 
 
 def _position(text: str, fmt: str | None, path: tuple[Any, ...]) -> tuple[int, int] | None:
@@ -83,8 +87,38 @@ def _describe(err: Any, data: dict[str, Any], registry: Registry) -> str:
         return f"{_readable(loc[:-1], data)}: {registry.unknown_message(kind, str(err['input']))}"
     if err["type"] == "union_tag_not_found":
         return f"{where}: missing field 'type'"
+    if err["type"] == "extra_forbidden":
+        path = _data_path(loc, data)
+        name = str(path[-1]) if path else ""
+        hint = did_you_mean(name, _fields_at(path[:-1], data, registry))
+        what = "section" if len(path) == 1 else "field"
+        return f"{where}: unknown {what} {name!r}{hint}"
     message = err["msg"].removeprefix("Value error, ")
     return f"{where}: {message}" if where else message
+
+
+def _fields_at(path: tuple[Any, ...], data: dict[str, Any], registry: Registry) -> list[str]:
+    """The field names the model file accepts at `path` (keys and indices into its data),
+    for "did you mean" on an unknown one; [] where it cannot tell."""
+    from nnkit.spec import InputSpec, ModelFileBase, TrainSpec
+
+    value: Any = data
+    for key in path:
+        value = value.get(key) if isinstance(value, dict) else (
+            value[key] if isinstance(value, list) and isinstance(key, int) and 0 <= key < len(value) else None)
+    if not path:
+        return [f.alias or name for name, f in ModelFileBase.model_fields.items()]
+    if path == ("train",):
+        return list(TrainSpec.model_fields)
+    if path[0] == "inputs" and len(path) == 2:
+        return list(InputSpec.model_fields)
+    if path == ("validation",):
+        return ["split", "data"]
+    kind = _KIND_OF_SECTION.get(path[0]) if isinstance(path[0], str) else None
+    if kind is not None and isinstance(value, dict) and isinstance(value.get("type"), str):
+        entry = registry.find(kind, value["type"])
+        return list(entry.cls.Config.model_fields) if entry is not None else []
+    return []
 
 
 def _data_path(loc: list[Any], data: dict[str, Any]) -> tuple[Any, ...]:

@@ -5,6 +5,7 @@ writing plain data back as text. Parsers build data only; nothing in a file runs
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -59,8 +60,13 @@ def parse_text(text: str, fmt: str, source: str) -> dict[str, Any]:
             data = json.loads(text, object_pairs_hook=unique_keys, parse_constant=_no_constants)
         else:
             data = yaml_loader().load(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ModelFileError(f"{source}: invalid TOML: {exc}") from None
+    except tomllib.TOMLDecodeError as exc:  # "Unclosed inline table (at line 43, column 23)"
+        where = re.search(r"\(at line (\d+), column (\d+)\)", str(exc))
+        reason = re.sub(r"\s*\(at line \d+, column \d+\)", "", str(exc))
+        prefix = f"{source}:{where[1]}:{where[2]}" if where else source
+        raise ModelFileError(f"{prefix}: invalid TOML: {reason}") from None
+    except YamlSyntaxError as exc:
+        raise ModelFileError(f"{source}:{exc.line}:{exc.column}: invalid YAML: {exc.reason}") from None
     except json.JSONDecodeError as exc:
         raise ModelFileError(f"{source}:{exc.lineno}:{exc.colno}: invalid JSON: {exc.msg}") from None
     except RecursionError:
@@ -99,6 +105,14 @@ def _no_constants(name: str) -> Any:
     raise ValueError(f"{name} is not a number nnkit accepts")
 
 
+class YamlSyntaxError(ValueError):
+    """Where PyYAML stopped, and why."""
+
+    def __init__(self, line: int, column: int, reason: str) -> None:
+        super().__init__(reason)
+        self.line, self.column, self.reason = line, column, reason
+
+
 class _YamlModule:
     """PyYAML behind the optional extra, with a loader fit for files from strangers: safe
     construction only, no aliases, no duplicate keys. libyaml's parser is used where PyYAML
@@ -132,6 +146,9 @@ class _YamlModule:
         try:
             return self.yaml.load(text, Loader=self.Loader)
         except self.yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            if mark is not None:
+                raise YamlSyntaxError(mark.line + 1, mark.column + 1, str(getattr(exc, "problem", exc))) from None
             raise ValueError(str(exc).replace("\n", " ")) from None
 
     def compose(self, text: str) -> Any:
