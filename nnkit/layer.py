@@ -38,14 +38,14 @@ _ParamRefText = Annotated[str, Field(pattern=PARAM_REF_PATTERN, max_length=129)]
 class LayerConfig(Config):
     """Fields every node of a model file may set, besides its layer's own."""
 
-    name: str | None = Field(default=None, pattern=NAME_PATTERN, max_length=64)
+    name: str | None = Field(default=None, pattern=NAME_PATTERN, max_length=64)  # default <type><n>; params: "<name>.W"
     # Names of the nodes (or network inputs) feeding this one; omitted = the previous node.
     inputs: list[str] | None = Field(default=None, max_length=64)
 
     # Params that are another node's: {W = "embed.W"} uses embed's W itself (one array,
     # grads summed); `tie` does the same with the transpose (the book's tied embedding).
     share: dict[_ParamName, _ParamRefText] | None = Field(default=None, max_length=64)
-    tie: dict[_ParamName, _ParamRefText] | None = Field(default=None, max_length=64)
+    tie: dict[_ParamName, _ParamRefText] | None = Field(default=None, max_length=64)  # {W = "emb.W"}: its transpose
 
     @field_validator("inputs")
     @classmethod

@@ -71,7 +71,7 @@ class Accuracy(Metric):
 
 class TopKAccuracyConfig(ComponentConfig):
     type: Literal["top_k_accuracy"] = "top_k_accuracy"
-    k: int = Field(default=5, ge=1, le=100_000)
+    k: int = Field(default=5, ge=1, le=100_000)  # right when the class is among the k most probable
 
 
 class TopKAccuracy(Metric):

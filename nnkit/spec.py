@@ -38,7 +38,7 @@ MAX_NODES = 10_000
 class InputSpec(Strict):
     """One network input: its per-sample shape (no batch axis) and kind of values."""
 
-    shape: list[Annotated[int, Field(ge=1, le=MAX_INT)]] = Field(max_length=8)
+    shape: list[Annotated[int, Field(ge=1, le=MAX_INT)]] = Field(max_length=8)  # per sample, no batch axis
     dtype: Literal["float", "int"] = "float"  # "int" for ids fed to an Embedding
     # Names of a table's columns, one per feature: kept from the DataFrame a model was
     # fitted on, so that later frames are realigned by name (None = by position).
@@ -56,8 +56,8 @@ class InputSpec(Strict):
 class TrainSpec(Strict):
     """How to train: the book's trainer settings."""
 
-    epochs: int = Field(default=10, ge=1, le=10_000_000)
-    batch_size: int = Field(default=32, ge=1, le=MAX_INT)
+    epochs: int = Field(default=10, ge=1, le=10_000_000)  # in all: a resumed run finishes them
+    batch_size: int = Field(default=32, ge=1, le=MAX_INT)  # samples per step; the last partial batch is dropped
     seed: int = Field(default=0, ge=0, le=2**63 - 1)  # seeds data, init and shuffling
     log_every: int | None = Field(default=None, ge=1, le=10_000_000)  # epochs; None = ~10 lines
     # Global-norm clipping, the book's `max_grad`: scale all grads by max_grad / (norm + 1e-6).
@@ -86,17 +86,17 @@ class ModelFileBase(Strict):
 
     schema_url: str | None = Field(default=None, alias="$schema", max_length=2048)
     format_version: int = Field(default=FORMAT_VERSION, ge=1, le=1000)  # see nnkit/modelfile/migrations.py
-    name: str | None = Field(default=None, max_length=256)
-    dtype: Literal["float64", "float32"] = "float64"
+    name: str | None = Field(default=None, max_length=256)  # a title for reports and plots
+    dtype: Literal["float64", "float32"] = "float64"  # of every param, grad and activation
     # Per-sample input shapes by name; omitted = one input "x" shaped like the data.
     inputs: dict[Annotated[str, Field(pattern=NAME_PATTERN, max_length=64)], InputSpec] | None = None
-    outputs: list[str] | None = Field(default=None, min_length=1, max_length=64)
-    train: TrainSpec = TrainSpec()
+    outputs: list[str] | None = Field(default=None, min_length=1, max_length=64)  # default: the last node
+    train: TrainSpec = TrainSpec()  # epochs, batch size, seed, clipping, the NaN guard
 
-    nodes: list[Any]
-    loss: Any = None
-    optimizer: Any = None
-    data: Any = None
+    nodes: list[Any]  # the layers; a node without `inputs` takes the previous one
+    loss: Any = None  # the loss layer, fed the first output and the targets
+    optimizer: Any = None  # how params are updated; default SGD
+    data: Any = None  # the training data: a registered dataset
     metrics: list[Any] | None = None  # reported per epoch and by evaluate; None = the loss's defaults
     validation: Any = None  # held-out data: a split of the training data, or a dataset of its own
     callbacks: list[Any] = Field(default_factory=list)  # e.g. checkpoint, early_stopping

@@ -57,3 +57,16 @@ def test_the_schema_rejects_broken_files(validator, broken: dict) -> None:
 def test_metric_names_are_shorthand_in_the_schema_too(validator) -> None:
     assert not list(validator.iter_errors({"nodes": [{"type": "ReLU"}], "metrics": ["accuracy",
                                                                                   {"type": "top_k_accuracy", "k": 2}]}))
+
+
+def test_every_field_of_the_schema_has_a_description() -> None:
+    """Editors show it on hover; it is the comment beside the field in the code."""
+    import json
+
+    from .conftest import ROOT
+
+    schema = json.loads((ROOT / "schemas" / "model.schema.json").read_text())
+    bare = [f"{name}.{field}" for name, definition in [("(top)", schema), *schema["$defs"].items()]
+            for field, prop in definition.get("properties", {}).items() if not prop.get("description")]
+    assert not bare, f"fields without a description (write a comment beside them): {bare}"
+    assert schema["$defs"]["AffineConfig"]["properties"]["units"]["description"] == "output width H"

@@ -27,7 +27,7 @@ MAX_GENERATED = 100_000_000
 class SpiralConfig(Config):
     type: Literal["spiral"] = "spiral"
     points_per_class: int = Field(default=100, ge=1, le=1_000_000)  # the book's N
-    classes: int = Field(default=3, ge=2, le=1000)
+    classes: int = Field(default=3, ge=2, le=1000)  # spiral arms, one class each
     noise: float = Field(default=0.2, ge=0, le=100)  # std of the angle jitter
 
     @model_validator(mode="after")

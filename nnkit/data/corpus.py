@@ -26,7 +26,7 @@ def tokenize(text: str) -> list[str]:
 
 class CorpusConfig(Config):
     type: Literal["corpus"] = "corpus"
-    text: str = Field(default="You say goodbye and I say hello.", max_length=1_000_000)
+    text: str = Field(default="You say goodbye and I say hello.", max_length=1_000_000)  # the book's sentence
     generated_sentences: int = Field(default=300, ge=0, le=1_000_000)  # "subject verb object ." lines
     window: int = Field(default=1, ge=1, le=16)  # context words on each side
 

@@ -25,7 +25,7 @@ class EmbeddingConfig(LayerConfig):
     type: Literal["Embedding"] = "Embedding"
     vocab_size: int = Field(ge=1, le=MAX_INT)  # number of ids, V
     units: int = Field(ge=1, le=MAX_INT)  # embedding width, D
-    init: InitName = "normal"
+    init: InitName = "normal"  # see nnkit.layers.init
     init_scale: float = Field(default=0.01, gt=0)  # the book's 0.01 * randn
 
 

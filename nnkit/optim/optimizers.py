@@ -26,7 +26,7 @@ class OptimizerConfig(Config):
 
     lr: float = Field(default=0.01, gt=0, le=1e6)  # the book's default learning rate
     weight_decay: float = Field(default=0.0, ge=0, le=1e3)  # L2 coefficient
-    schedule: Schedule = ConstantSchedule()
+    schedule: Schedule = ConstantSchedule()  # a factor on lr by step: constant, step, exponential, cosine
     warmup_steps: int = Field(default=0, ge=0, le=2**31 - 1)  # linear warm-up, in steps
 
 
@@ -121,7 +121,7 @@ class SGD(Optimizer):
 
 class MomentumConfig(OptimizerConfig):
     type: Literal["Momentum"] = "Momentum"
-    momentum: float = Field(default=0.9, ge=0, lt=1)
+    momentum: float = Field(default=0.9, ge=0, lt=1)  # the share of the last velocity kept
 
 
 class Momentum(Optimizer):
@@ -175,7 +175,7 @@ class AdaGrad(Optimizer):
 
 class RMSpropConfig(OptimizerConfig):
     type: Literal["RMSprop"] = "RMSprop"
-    decay_rate: float = Field(default=0.99, ge=0, lt=1)
+    decay_rate: float = Field(default=0.99, ge=0, lt=1)  # of the running mean of squared grads
 
 
 class RMSprop(Optimizer):
@@ -206,8 +206,8 @@ def _scaled_step(param: np.ndarray, grad: np.ndarray, h: np.ndarray, scratch: np
 class AdamConfig(OptimizerConfig):
     type: Literal["Adam"] = "Adam"
     lr: float = Field(default=0.001, gt=0, le=1e6)  # the book's Adam default
-    beta1: float = Field(default=0.9, ge=0, lt=1)
-    beta2: float = Field(default=0.999, ge=0, lt=1)
+    beta1: float = Field(default=0.9, ge=0, lt=1)  # decay of the first moment
+    beta2: float = Field(default=0.999, ge=0, lt=1)  # decay of the second moment
 
 
 class Adam(Optimizer):

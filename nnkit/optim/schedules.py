@@ -29,7 +29,7 @@ class StepSchedule(Config):
 
     type: Literal["step"] = "step"
     every: int = Field(ge=1, le=MAX_INT)  # steps between drops
-    gamma: float = Field(default=0.1, gt=0, le=1)
+    gamma: float = Field(default=0.1, gt=0, le=1)  # the factor at each drop
 
     def factor(self, step: int, total_steps: int) -> float:
         return self.gamma ** (step // self.every)
@@ -49,7 +49,7 @@ class CosineSchedule(Config):
     """Cosine from 1 down to `min_factor` over the run (or `total_steps`), then flat."""
 
     type: Literal["cosine"] = "cosine"
-    min_factor: float = Field(default=0.0, ge=0, le=1)
+    min_factor: float = Field(default=0.0, ge=0, le=1)  # the factor at the end of the run
     total_steps: int | None = Field(default=None, ge=1, le=MAX_INT)  # None = the whole run
 
     def factor(self, step: int, total_steps: int) -> float:

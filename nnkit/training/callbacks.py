@@ -235,7 +235,7 @@ class EarlyStoppingConfig(Config):
     metric: str = Field(default="val_loss", max_length=64)  # a key of the epoch records
     patience: int = Field(default=10, ge=1, le=10_000_000)  # epochs without improvement before stopping
     min_delta: float = Field(default=0.0, ge=0, le=1e12)  # smaller changes are not improvements
-    mode: Literal["auto", "min", "max"] = "auto"
+    mode: Literal["auto", "min", "max"] = "auto"  # auto: the loss minimised, metrics as they declare
     restore_best: bool = True  # end with the params of the best epoch
 
 
