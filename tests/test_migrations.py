@@ -59,3 +59,27 @@ def test_newer_files_name_what_to_do() -> None:
     with pytest.raises(nnkit.ModelFileError, match=r"format_version 7 needs a newer nnkit: this is nnkit .*"
                                                    r"reads model files up to format_version 1; pip install -U nnkit"):
         migrations.upgrade({"format_version": 7}, "m.toml")
+
+
+def test_migrating_a_toml_file_keeps_its_comments_and_mode(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                           capsys) -> None:
+    old_version = spec_module.FORMAT_VERSION
+
+    def rename_print_every(data: dict) -> dict:
+        train = dict(data.get("train", {}))
+        train["log_every"] = train.pop("print_every")
+        return {**data, "train": train}
+
+    monkeypatch.setattr(spec_module, "FORMAT_VERSION", old_version + 1)
+    monkeypatch.setitem(migrations.MIGRATIONS, old_version, rename_print_every)
+    old = tmp_path / "old.toml"
+    old.write_text(f"# my spiral, tuned by hand\nformat_version = {old_version}\n\n[inputs]\nx = {{ shape = [2] }}\n\n"
+                   '[[nodes]]\ntype = "ReLU"   # keep it simple\n\n[train]\nprint_every = 5  # quiet\nseed = 3\n')
+    old.chmod(0o644)
+    assert main(["migrate", str(old)]) == 0
+    capsys.readouterr()
+    text = old.read_text()
+    assert "# my spiral, tuned by hand" in text and "# keep it simple" in text
+    assert f"format_version = {old_version + 1}" in text and "log_every = 5" in text and "print_every" not in text
+    assert (old.stat().st_mode & 0o777) == 0o644
+    assert read_model_file(old).train.log_every == 5

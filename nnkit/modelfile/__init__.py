@@ -169,10 +169,13 @@ def migrate_file(path: str | Path, registry: Registry, out: str | Path | None = 
     Returns (old version, new version). The result is validated before it is written."""
     path = Path(path)
     fmt = format_of(path)
-    data = parse_text(read_text(path), fmt, str(path))
+    text = read_text(path)
+    data = parse_text(text, fmt, str(path))
     old = data.get("format_version", None)
     upgraded = upgrade(data, str(path))
     validate_spec(upgraded, str(path), registry)
     if upgraded != data or (out is not None and Path(out) != path):  # nothing to rewrite otherwise
-        write_model_file(upgraded, out or path)
+        # TOML keeps its comments and layout; the file's mode is kept by the atomic writer.
+        rewritten = dump_text(upgraded, fmt, original=text if fmt == "toml" else None)
+        write_output(Path(out or path), rewritten.encode("utf-8"), ModelFileError)
     return (old if isinstance(old, int) else upgraded["format_version"]), upgraded["format_version"]

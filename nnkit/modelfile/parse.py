@@ -162,14 +162,36 @@ def yaml_loader() -> _YamlModule:
     return _YamlModule()
 
 
-def dump_text(data: dict[str, Any], fmt: str) -> str:
-    """Plain data as model-file text in `fmt`."""
+def dump_text(data: dict[str, Any], fmt: str, original: str | None = None) -> str:
+    """Plain data as model-file text in `fmt`. Given the file's `original` TOML text, only
+    what changed is rewritten: its comments, order and layout stay (tomlkit)."""
     if fmt == "json":
         return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
     if fmt == "yaml":
         return yaml_loader().dump(data)
     try:
-        import tomli_w
+        import tomlkit
     except ImportError:
-        raise ModelFileError(f"writing TOML needs tomli-w: {install_hint('toml')}") from None
-    return tomli_w.dumps(data)
+        raise ModelFileError(f"writing TOML needs tomlkit: {install_hint('toml')}") from None
+    if original is None:
+        return tomlkit.dumps(data)
+    document = tomlkit.parse(original)
+    _update(document, data)
+    return tomlkit.dumps(document)
+
+
+def _update(target: Any, new: dict[str, Any]) -> None:
+    """Make the tomlkit table `target` hold `new`, touching only what differs (so that the
+    comments and layout around everything else stay)."""
+    for key in [k for k in target if k not in new]:
+        del target[key]
+    for key, value in new.items():
+        current = target.get(key)
+        if isinstance(value, dict) and isinstance(current, dict):
+            _update(current, value)
+        elif (isinstance(value, list) and isinstance(current, list) and len(value) == len(current)
+              and all(isinstance(v, dict) and isinstance(c, dict) for v, c in zip(value, current))):
+            for item, old in zip(value, current):
+                _update(old, item)
+        elif current != value:
+            target[key] = value
