@@ -26,3 +26,10 @@ def test_ci_installs_and_tests_every_plugin_distribution() -> None:
     for pyproject in sorted((ROOT / "plugins").glob("*/pyproject.toml")):
         assert f"-e plugins/{pyproject.parent.name}" in run_tests, f"{pyproject.parent.name} is not installed by CI"
     assert "pytest -q tests plugins" in run_tests
+
+
+def test_the_readme_links_nothing_relative() -> None:
+    """It is the package index's page too, where a relative link leads nowhere."""
+    readme = (ROOT / "README.md").read_text()
+    targets = re.findall(r"\]\(([^)]+)\)", readme)
+    assert all(t.startswith(("https://", "http://", "#")) for t in targets), targets
