@@ -28,12 +28,13 @@ def accuracy(probabilities: np.ndarray, t: np.ndarray) -> float:
         return float("nan")
     multiclass = probabilities.ndim >= 2 and probabilities.shape[-1] >= 2
     if multiclass:
-        t = class_indices(t, probabilities.shape)
-        predicted, labels = probabilities.argmax(axis=-1).reshape(-1), t.reshape(-1)
-        scored = labels >= 0
-        if not scored.all():
-            return float(np.mean(predicted[scored] == labels[scored])) if scored.any() else float("nan")
-        return float(np.mean(predicted == labels))
+        labels = class_indices(t, probabilities.shape).reshape(-1)
+        predicted = probabilities.argmax(axis=-1).reshape(-1)
+        # Called every training step: few passes over small arrays. An ignored (negative)
+        # label never equals an argmax, so it only needs leaving out of the count.
+        hits = np.count_nonzero(predicted == labels)
+        scored = labels.size - np.count_nonzero(labels < 0)
+        return hits / scored if scored else float("nan")
     return float(np.mean((probabilities.reshape(-1) > 0.5) == (t.reshape(-1) > 0.5)))
 
 
