@@ -209,11 +209,7 @@ class Model:
                 raise TrainingError(f"an epoch is half done at batch size {runner.spec.train.batch_size}; "
                                     "finish it before changing the batch size")
             runner.spec = runner.spec.with_train(batch_size=batch_size)
-        validation = self._validation(inputs, targets, validation_data, validation_split)
-        if validation_split is not None and inputs is not None:
-            assert targets is not None
-            train, _ = split_data(Data(inputs, targets), validation_split, streams(runner.spec.train.seed)["split"])
-            inputs, targets = train.x, train.t
+        inputs, targets, validation = self._validation(inputs, targets, validation_data, validation_split)
         before, noted = len(runner.history), len(runner.notes)
         target = until if until is not None else runner.epoch + (epochs or runner.spec.train.epochs)
         progress = reporter("auto") if _verbose(verbose) else None
@@ -242,17 +238,19 @@ class Model:
         return inputs, targets
 
     def _validation(self, inputs: Inputs | None, targets: np.ndarray | None, data: tuple[Any, Any] | None,
-                    split: float | None) -> tuple[Inputs, np.ndarray] | None:
+                    split: float | None) -> tuple[Inputs | None, np.ndarray | None, tuple[Inputs, np.ndarray] | None]:
+        """(training inputs, targets, validation data): `data` as given, or a seeded `split`
+        of the inputs held out."""
         if data is not None and split is not None:
             raise DataError("pass validation_data or validation_split, not both")
         if data is not None:
-            return as_inputs(data[0], self.columns), as_targets(data[1])
+            return inputs, targets, (as_inputs(data[0], self.columns), as_targets(data[1]))
         if split is None:
-            return None
+            return inputs, targets, None
         if inputs is None or targets is None:
             raise DataError("validation_split needs x and y; the recipe's data is split by its [validation]")
-        _, held = split_data(Data(inputs, targets), split, streams(self.runner.spec.train.seed)["split"])
-        return held.x, held.t
+        train, held = split_data(Data(inputs, targets), split, streams(self.runner.spec.train.seed)["split"])
+        return train.x, train.t, (held.x, held.t)
 
     def evaluate(self, x: Any = None, y: Any = None, *, batch_size: int = 4096,
                  confusion: bool = False) -> dict[str, Any]:
