@@ -84,9 +84,24 @@ def check_version(header: Header, kind: Kind, name: str, distribution: str, vers
                   f"{version} is a newer major version", PluginVersionWarning, stacklevel=5)
 
 
+def _any_missing(spec: dict[str, Any], registry: Registry) -> bool:
+    validation = spec.get("validation")
+    named: list[tuple[Kind, Any]] = [("optimizer", spec.get("optimizer")), ("dataset", spec.get("data")),
+                                     ("dataset", validation.get("data") if isinstance(validation, dict) else None)]
+    sections: tuple[tuple[str, Kind], ...] = (("metrics", "metric"), ("callbacks", "callback"))
+    for section, kind in sections:
+        items = spec.get(section)
+        named += [(kind, {"type": c} if isinstance(c, str) else c) for c in (items if isinstance(items, list) else [])]
+    return any(isinstance(c, dict) and isinstance(c.get("type"), str) and registry.find(k, c["type"]) is None
+               for k, c in named)
+
+
 def usable_spec(header: Header, registry: Registry) -> tuple[dict[str, Any], dict[str, str]]:
     """The stored spec with every non-layer component whose plugin is missing taken out
-    (the optimizer stands in as SGD), and for each one taken out what it needs."""
+    (the optimizer stands in as SGD), and for each one taken out what it needs. When every
+    plugin is there (the common case) the stored spec itself, uncopied."""
+    if not _any_missing(header.spec, registry):
+        return header.spec, {}
     spec = copy.deepcopy(header.spec)
     missing: dict[str, str] = {}
 

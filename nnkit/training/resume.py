@@ -37,6 +37,8 @@ def resume_recipe(stored: Spec, new: Spec, source: str, epochs_done: int) -> tup
     from the `stored` one only in `RESUMABLE` fields; anything else is a ModelFileError
     naming each field, since the run would silently become another one.
     """
+    if new is stored:  # nothing given to change it (the common load): nothing to compare
+        return stored, []
     different = stored.network_differences(new)
     if different:
         raise ModelFileError(f"{source}: the model file's network differs from the checkpoint's "
