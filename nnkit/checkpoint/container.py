@@ -73,25 +73,24 @@ def write(path: str | Path, header: dict[str, Any], arrays: Mapping[str, np.ndar
     """
     path = Path(path)
     contiguous = {name: np.ascontiguousarray(a, dtype=a.dtype.newbyteorder("<")) for name, a in arrays.items()}
-    for name, a in contiguous.items():
-        if _dtype_str(a) not in DTYPES:
+    offsets = _layout([a.nbytes for a in contiguous.values()])
+    index: dict[str, dict[str, Any]] = {}  # built once; the checksums are filled in when known
+    for (name, a), off in zip(contiguous.items(), offsets):
+        dtype = _dtype_str(a)
+        if dtype not in DTYPES:
             raise CheckpointError(f"{path}: array {name!r} has dtype {a.dtype}, which checkpoints do not hold")
         if a.nbytes > MAX_PAYLOAD:
             raise CheckpointError(f"{path}: array {name!r} is {a.nbytes} bytes; the cap is {MAX_PAYLOAD}")
-    offsets = _layout([a.nbytes for a in contiguous.values()])
+        index[name] = {"dtype": dtype, "shape": list(a.shape), "offset": off, "length": a.nbytes, "xxh3": "0" * 16}
 
-    def head(sums: list[str]) -> bytes:
-        index = {
-            name: {"dtype": _dtype_str(a), "shape": list(a.shape), "offset": off, "length": a.nbytes, "xxh3": sum_}
-            for (name, a), off, sum_ in zip(contiguous.items(), offsets, sums)
-        }
+    def head() -> bytes:
         # The checksums written are this version's, whatever version `header` came from.
         stamped = {**header, "format": FORMAT, "format_version": FORMAT_VERSION, "arrays": index}
         packed = msgpack.packb(stamped, use_bin_type=True)
         return MAGIC + packed + msgpack.packb(checksum(memoryview(packed)))
 
     # Checksums are fixed-width strings, so the header's length is known before they are.
-    placeholder = head(["0" * 16] * len(contiguous))
+    placeholder = head()
     pool = ThreadPoolExecutor(max_workers=1)  # checksums while this thread writes
     try:
         with replacing(path) as (f, writeback):
@@ -102,12 +101,13 @@ def write(path: str | Path, header: dict[str, Any], arrays: Mapping[str, np.ndar
             f.write(b"\xc0" * (_align(len(placeholder)) - len(placeholder)))
             cursor = 0
             for a, off in zip(contiguous.values(), offsets):
-                f.write(b"\xc0" * (off - _PREFIX - cursor))
-                f.write(b"\xc6" + a.nbytes.to_bytes(4, "big"))
+                f.write(b"\xc0" * (off - _PREFIX - cursor) + b"\xc6" + a.nbytes.to_bytes(4, "big"))  # pad, marker
                 f.write(raw_bytes(a))
                 cursor = off + a.nbytes
                 writeback.wrote(a.nbytes)
-            final = head(sums.result())
+            for entry, digest in zip(index.values(), sums.result()):
+                entry["xxh3"] = digest
+            final = head()
             if len(final) != len(placeholder):
                 raise AssertionError("the checkpoint header changed length")
             f.seek(0)

@@ -53,7 +53,7 @@ def first_non_finite(params: dict[str, np.ndarray]) -> str | None:
     for name, param in params.items():
         # A sum is non-finite whenever an element is; only then is the exact check (which
         # allocates a mask the size of the param) worth its cost.
-        if np.issubdtype(param.dtype, np.floating) and not np.isfinite(param.sum()) and not np.isfinite(param).all():
+        if param.dtype.kind == "f" and not np.isfinite(param.sum()) and not np.isfinite(param).all():
             return name
     return None
 
