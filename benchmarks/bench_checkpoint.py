@@ -62,7 +62,12 @@ def peak_extra(fn) -> tuple[int, object]:  # type: ignore[no-untyped-def]
 
 _ONE_LOAD = """
 import sys, time
+import importlib
 import nnkit
+import nnkit.api
+from nnkit.plugins import BUILTINS
+for _, module in BUILTINS:  # `import nnkit` is lazy: import what a load runs here, so imports stay untimed
+    importlib.import_module(module)
 from safetensors.numpy import load_file
 kind, ours, st = sys.argv[1:]
 load = {"nnkit load (copy, verified)": lambda: nnkit.load(ours, grads=False),
