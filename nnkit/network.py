@@ -14,6 +14,7 @@ Params and grads are exposed as mappings from stable names (`"<node>.<param>"`, 
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -148,7 +149,7 @@ class NetworkPlan:
 
     def param_count(self) -> int:
         """Number of trainable numbers, each shared array counted once."""
-        return sum(int(np.prod(d.shape, dtype=np.int64)) for d in self.owned.values())
+        return sum(math.prod(d.shape) for d in self.owned.values())
 
     def arrays(self) -> dict[str, ArraySpec]:
         """What each owned param (and its grad) must be, by name."""
@@ -161,7 +162,7 @@ class NetworkPlan:
 
     def values_per_sample(self) -> int:
         """How many numbers one sample's pass makes: every input's and node's output."""
-        return sum(int(np.prod(shape, dtype=np.int64)) for shape in self.shapes.values())
+        return sum(math.prod(shape) for shape in self.shapes.values())
 
     def check_batch(self, batch: int, what: str) -> None:
         """Refuse, before anything is allocated, a batch whose activations would not fit:

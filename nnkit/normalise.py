@@ -67,7 +67,8 @@ def _default_metrics(loss: Node | None, registry: Registry) -> tuple[Config, ...
 def _node(config: LayerConfig, name: str, inputs: tuple[str, ...]) -> Node:
     # The node's config carries the filled-in name and inputs too, so that the same
     # network written with or without them gives equal specs.
-    config = config.model_copy(update={"name": name, "inputs": list(inputs)})
+    if config.name != name or config.inputs != list(inputs):  # a stored spec has both already
+        config = config.model_copy(update={"name": name, "inputs": list(inputs)})
     return Node(name, inputs, config,
                 share={k: ParamRef.parse(v) for k, v in (config.share or {}).items()},
                 tie={k: ParamRef.parse(v) for k, v in (config.tie or {}).items()})

@@ -131,7 +131,10 @@ def _plain(value: Any) -> Any:
 
 def _plain_map(pairs: list[tuple[Any, Any]]) -> dict[Any, Any]:
     """A map without repeated keys (msgpack would keep the last one silently) or extensions."""
-    return {key: _plain(value) for key, value in unique_keys(pairs).items()}
+    result = unique_keys(pairs)
+    if any(isinstance(value, msgpack.Timestamp) for value in result.values()):
+        _plain(next(v for v in result.values() if isinstance(v, msgpack.Timestamp)))
+    return result
 
 
 def _plain_list(items: list[Any]) -> list[Any]:
