@@ -32,3 +32,9 @@ def test_bench_checkpoint_runs() -> None:
 def test_bench_startup_runs() -> None:
     out = run("bench_startup.py", "--rounds", "1")
     assert "nnkit --version" in out and "import nnkit" in out and "target" in out
+
+
+def test_bench_rnn_runs() -> None:
+    pytest.importorskip("nnkit_rnn")
+    out = run("bench_rnn.py", "--sizes", "small", "--rounds", "1", "--no-torch")
+    assert "LSTM  small" in out and "GRU   small" in out and "RNN   small" in out

@@ -1,0 +1,164 @@
+"""Recurrent layers: nnkit-rnn's TimeLSTM, TimeGRU and TimeRNN against PyTorch CPU's nn.LSTM,
+nn.GRU and nn.RNN (same threads, float32), and for the LSTM the book's loop (one cell per
+step, its backward step by step) written out here, all measured in the same run.
+
+    pip install ./plugins/nnkit-rnn torch
+    python benchmarks/bench_rnn.py [--rounds 7] [--sizes book small]
+
+Each contender runs forward and backward on the same (N, T, D) input with the same dL/dy,
+interleaved round after round; a ratio is the median over rounds of nnkit's time over the
+other's (< 1: nnkit is faster). Target: nnkit / PyTorch ≤ 1.1 at both sizes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from collections.abc import Callable
+
+import numpy as np
+
+SIZES = {"book": (20, 35, 650, 650), "small": (32, 20, 64, 128)}  # N, T, D, H
+
+
+def sigmoid(x: np.ndarray) -> np.ndarray:
+    return 0.5 * (1.0 + np.tanh(0.5 * x))
+
+
+def book_lstm(x: np.ndarray, dy: np.ndarray, h_units: int, rng: np.random.Generator) -> Callable[[], None]:
+    """The book's TimeLSTM: an LSTM cell per step (x Wx + h Wh + b, gates f g i o), its
+    backward step by step, weight grads summed over the steps."""
+    d = x.shape[2]
+    Wx = (rng.standard_normal((d, 4 * h_units)) / np.sqrt(d)).astype(np.float32)
+    Wh = (rng.standard_normal((h_units, 4 * h_units)) / np.sqrt(h_units)).astype(np.float32)
+    b = np.zeros(4 * h_units, np.float32)
+    H = h_units
+
+    def run() -> None:
+        n, t, _ = x.shape
+        h, c = np.zeros((n, H), np.float32), np.zeros((n, H), np.float32)
+        caches = []
+        for k in range(t):
+            a = x[:, k] @ Wx + h @ Wh + b
+            f, g, i, o = sigmoid(a[:, :H]), np.tanh(a[:, H:2 * H]), sigmoid(a[:, 2 * H:3 * H]), sigmoid(a[:, 3 * H:])
+            c_next = f * c + g * i
+            h_next = o * np.tanh(c_next)
+            caches.append((x[:, k], h, c, i, f, g, o, c_next))
+            h, c = h_next, c_next
+        dWx, dWh, db = np.zeros_like(Wx), np.zeros_like(Wh), np.zeros_like(b)
+        dh, dc = np.zeros((n, H), np.float32), np.zeros((n, H), np.float32)
+        for k in reversed(range(t)):
+            xk, h_prev, c_prev, i, f, g, o, c_next = caches[k]
+            tanh_c = np.tanh(c_next)
+            dh_k = dy[:, k] + dh
+            ds = dc + dh_k * o * (1 - tanh_c**2)
+            dc = ds * f
+            da = np.hstack((ds * c_prev * f * (1 - f), ds * i * (1 - g**2), ds * g * i * (1 - i),
+                            dh_k * tanh_c * o * (1 - o)))
+            dWh += h_prev.T @ da
+            dWx += xk.T @ da
+            db += da.sum(axis=0)
+            dh = da @ Wh.T
+
+    return run
+
+
+def nnkit_layer(kind: str, x: np.ndarray, dy: np.ndarray, h_units: int) -> Callable[[], None]:
+    import nnkit_rnn
+
+    cls = {"LSTM": nnkit_rnn.TimeLSTM, "GRU": nnkit_rnn.TimeGRU, "RNN": nnkit_rnn.TimeRNN}[kind]
+    layer = cls(cls.Config(units=h_units), [x.shape[1:]], dtype="float32", rng=np.random.default_rng(0))
+
+    def run() -> None:
+        layer.forward(x, train=True)
+        layer.backward(dy)
+
+    return run
+
+
+def torch_layer(kind: str, x: np.ndarray, dy: np.ndarray, h_units: int) -> Callable[[], None]:
+    import torch
+
+    module = {"LSTM": torch.nn.LSTM, "GRU": torch.nn.GRU, "RNN": torch.nn.RNN}[kind](
+        x.shape[2], h_units, batch_first=True)
+    xt, dyt = torch.from_numpy(x).requires_grad_(True), torch.from_numpy(dy)
+
+    def run() -> None:
+        module.zero_grad(set_to_none=True)
+        out, _ = module(xt)
+        out.backward(dyt)
+
+    return run
+
+
+def timed(run: Callable[[], None]) -> float:
+    start = time.perf_counter()
+    run()
+    return time.perf_counter() - start
+
+
+def interleaved(runs: dict[str, Callable[[], None]], rounds: int) -> dict[str, list[float]]:
+    """Seconds per run of each contender, a different one first in each round."""
+    times: dict[str, list[float]] = {k: [] for k in runs}
+    for run in runs.values():
+        run()  # warm up: first-touch pages, thread pools
+    names = list(runs)
+    for r in range(rounds):
+        for name in names[r % len(names):] + names[:r % len(names)]:
+            times[name].append(timed(runs[name]))
+    return times
+
+
+def report(kind: str, size: str, times: dict[str, list[float]]) -> str:
+    def ms(name: str) -> str:
+        return f"{statistics.median(times[name]) * 1e3:10.1f}" if name in times else f"{'-':>10}"
+
+    def ratio(name: str) -> str:
+        if name not in times:
+            return "-"
+        return f"{statistics.median(a / b for a, b in zip(times['nnkit'], times[name])):.2f}"
+
+    return f"{kind:6}{size:8}{ms('nnkit')}{ms('torch')}{ms('book')}{ratio('torch'):>13}{ratio('book'):>12}"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--sizes", nargs="+", choices=list(SIZES), default=list(SIZES))
+    parser.add_argument("--no-torch", action="store_true", help="leave PyTorch out (it may not be installed)")
+    args = parser.parse_args()
+    try:
+        import nnkit_rnn  # noqa: F401
+    except ImportError:
+        print("this benchmark needs nnkit-rnn: pip install ./plugins/nnkit-rnn", file=sys.stderr)
+        return 2
+    use_torch = not args.no_torch
+    if use_torch:
+        try:
+            import torch
+
+            torch.set_num_threads(2)  # the machine's cores, as NumPy's BLAS uses them
+        except ImportError:
+            use_torch = False
+    print(f"{args.rounds} interleaved rounds, float32, forward + backward; PyTorch: "
+          f"{'yes' if use_torch else 'not measured'}\n")
+    print(f"{'layer':6}{'size':8}{'nnkit ms':>10}{'torch ms':>10}{'book ms':>10}{'nnkit/torch':>13}{'nnkit/book':>12}")
+    for size in args.sizes:
+        n, t, d, h = SIZES[size]
+        rng = np.random.default_rng(0)
+        x = rng.standard_normal((n, t, d)).astype(np.float32)
+        dy = rng.standard_normal((n, t, h)).astype(np.float32)
+        for kind in ("LSTM", "GRU", "RNN"):
+            runs = {"nnkit": nnkit_layer(kind, x, dy, h)}
+            if use_torch:
+                runs["torch"] = torch_layer(kind, x, dy, h)
+            if kind == "LSTM":
+                runs["book"] = book_lstm(x, dy, h, rng)
+            print(report(kind, size, interleaved(runs, args.rounds)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
