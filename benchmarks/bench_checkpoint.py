@@ -2,6 +2,7 @@
 
     python benchmarks/bench_checkpoint.py            # 256 MiB float32 params, 11 rounds
     python benchmarks/bench_checkpoint.py --mib 64 --rounds 3 --inspect-gib 0
+    python benchmarks/bench_checkpoint.py --many 2000   # 2,000 Affine(16): 4,000 small arrays
 
 Rounds interleave the contenders (the machine is shared and noisy); the printed ratios are
 medians of per-round ratios nnkit / safetensors, so < 1 means nnkit is faster. nnkit's
@@ -38,6 +39,18 @@ def network_of(mib: int) -> nnkit.Network:
     spec = nnkit.validate_spec({
         "dtype": "float32", "inputs": {"x": {"shape": [1024]}},
         "nodes": [{"type": "Affine", "units": 1024} for _ in range(layers)],
+    })
+    net = nnkit.Network.from_spec(spec, nnkit.get_registry(), rng=np.random.default_rng(0))
+    for grad in net.grads.values():
+        grad[...] = 0.5
+    return net
+
+
+def chain_of(layers: int) -> nnkit.Network:
+    """A float32 chain of `layers` Affine(16) layers: 2 × `layers` small params (and grads)."""
+    spec = nnkit.validate_spec({
+        "dtype": "float32", "inputs": {"x": {"shape": [16]}},
+        "nodes": [{"type": "Affine", "units": 16} for _ in range(layers)],
     })
     net = nnkit.Network.from_spec(spec, nnkit.get_registry(), rng=np.random.default_rng(0))
     for grad in net.grads.values():
@@ -97,12 +110,17 @@ def main() -> int:
     parser.add_argument("--mib", type=int, default=256)
     parser.add_argument("--rounds", type=int, default=11)
     parser.add_argument("--inspect-gib", type=float, default=1.0, help="size of the file for `inspect` (0: skip)")
+    parser.add_argument("--many", type=int, default=0, metavar="LAYERS",
+                        help="instead: a chain of LAYERS Affine(16) layers, many small arrays")
     args = parser.parse_args()
     try:
         from safetensors.numpy import load_file, save_file
     except ImportError:
         print("this benchmark needs safetensors: pip install safetensors", file=sys.stderr)
         return 2
+    if args.many:
+        many_arrays(args.many, args.rounds)
+        return 0
 
     net = network_of(args.mib)
     params = {k: v for k, v in net.params.items()}
@@ -142,6 +160,52 @@ def main() -> int:
         path.unlink()
     folder.rmdir()
     return 0
+
+
+def many_arrays(layers: int, rounds: int) -> None:
+    """Save and load a network of many small arrays: what each array costs beyond its bytes.
+
+    safetensors gets the same arrays nnkit writes: params alone, then params and grads in one
+    file. Per-array overhead is (nnkit's time - safetensors' time) / arrays written.
+    """
+    from safetensors.numpy import load_file, save_file
+
+    net = chain_of(layers)
+    params = dict(net.params)
+    both = {**params, **{f"grad:{k}": v for k, v in net.grads.items()}}
+    print(f"{layers} Affine(16) layers: {len(params)} params + {len(net.grads)} grads, "
+          f"{sum(a.nbytes for a in both.values()) / 2**20:.1f} MiB in all; {rounds} interleaved rounds")
+    folder = Path(tempfile.mkdtemp(prefix="nnkit-bench-"))
+    ours, ours_full = folder / "p.nnk", folder / "full.nnk"
+    st, st_full = folder / "p.safetensors", folder / "full.safetensors"
+    contenders = {
+        "save params: nnkit": lambda: nnkit.save(net, ours, grads=False),
+        "save params: safetensors": lambda: save_file(params, str(st)),
+        "save params + grads: nnkit": lambda: nnkit.save(net, ours_full),
+        "save params + grads: safetensors": lambda: save_file(both, str(st_full)),
+        "load params: nnkit": lambda: nnkit.load(ours, grads=False),
+        "load params: safetensors": lambda: load_file(str(st)),
+        "load params + grads: nnkit": lambda: nnkit.load(ours_full),
+        "load params + grads: safetensors": lambda: load_file(str(st_full)),
+    }
+    times: dict[str, list[float]] = {name: [] for name in contenders}
+    for fn in contenders.values():  # files exist before any load; warm-up not timed
+        fn()
+    for r in range(rounds):
+        for name in rotate(list(contenders), r):
+            times[name].append(timed(contenders[name])[0])
+
+    print(f"\n{'':36}{'nnkit ms':>10}{'safetensors ms':>16}{'ratio':>8}{'target':>8}{'µs/array':>10}")
+    for what, arrays, target in (("save params", len(params), 1.5), ("save params + grads", len(both), 2.0),
+                                 ("load params", len(params), 1.5), ("load params + grads", len(both), 2.0)):
+        a, b = times[f"{what}: nnkit"], times[f"{what}: safetensors"]
+        ratio = statistics.median(x / y for x, y in zip(a, b))
+        extra = (statistics.median(a) - statistics.median(b)) / arrays * 1e6
+        print(f"{what:36}{statistics.median(a) * 1e3:10.1f}{statistics.median(b) * 1e3:16.1f}"
+              f"{ratio:8.2f}{'≤ ' + str(target):>8}{extra:10.1f}")
+    for path in folder.iterdir():
+        path.unlink()
+    folder.rmdir()
 
 
 def report_ratios(times: dict[str, list[float]]) -> None:

@@ -25,6 +25,13 @@ def checksum(data: np.ndarray | memoryview) -> str:
     return format(xxhash.xxh3_64_intdigest(raw_bytes(data)), "016x")
 
 
+def matches(entry: ArrayEntry, payload: memoryview) -> bool:
+    """Whether a whole payload has the checksum its entry names (one call, for small arrays)."""
+    if entry.xxh3 is not None:
+        return xxhash.xxh3_64_hexdigest(payload) == entry.xxh3
+    return format(zlib.crc32(payload), "08x") == entry.crc32
+
+
 class RunningChecksum:
     """The running checksum an entry names (`xxh3`, or `crc32` in format 1 files), fed
     piece by piece."""

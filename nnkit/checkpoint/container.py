@@ -30,7 +30,7 @@ import numpy as np
 from pydantic import ValidationError
 
 from nnkit.atomic import replacing
-from nnkit.checkpoint.checksums import RunningChecksum, checksum, raw_bytes
+from nnkit.checkpoint.checksums import RunningChecksum, checksum, matches, raw_bytes
 from nnkit.checkpoint.header import DTYPES, FORMAT, FORMAT_VERSION, MAX_ARRAYS, MAX_PAYLOAD, ArrayEntry, Header
 from nnkit.checkpoint.parallel import Reading
 from nnkit.errors import CheckpointError, reading
@@ -213,10 +213,16 @@ class CheckpointFile:
             return target
         start = self.data_start + entry.offset
         marker = bytearray(_PREFIX)
+        dest = raw_bytes(target)
+        if entry.length <= CHUNK:  # one read for the marker and the payload: small arrays are many
+            self._read_exactly_into([memoryview(marker), dest], start - _PREFIX)
+            self._check_marker(name, marker)
+            if verify and not matches(entry, dest):
+                raise self._mismatch(name)
+            return target
+        running = RunningChecksum(entry) if verify else None
         self._read_exactly(memoryview(marker), start - _PREFIX)
         self._check_marker(name, marker)
-        dest = raw_bytes(target)
-        running = RunningChecksum(entry) if verify else None
         for lo in range(0, entry.length, CHUNK):
             piece = dest[lo:lo + CHUNK]
             self._read_exactly(piece, start + lo)
@@ -225,6 +231,20 @@ class CheckpointFile:
         if running is not None and not running.matches():
             raise self._mismatch(name)
         return target
+
+    def _read_exactly_into(self, buffers: list[memoryview], position: int) -> None:
+        """Fill `buffers`, which lie back to back in the file from `position`."""
+        try:
+            got = os.preadv(self._file.fileno(), buffers, position)
+        except OSError as exc:
+            raise CheckpointError(f"{self.path}: cannot read: {exc.strerror or exc}") from None
+        for buffer in buffers:  # a short read (rare: a signal, or a file that shrank) finishes one by one
+            if got >= len(buffer):
+                got -= len(buffer)
+            else:
+                self._read_exactly(buffer[got:], position + got)
+                got = 0
+            position += len(buffer)
 
     def _read_exactly(self, into: memoryview, position: int) -> None:
         done = 0
