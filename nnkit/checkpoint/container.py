@@ -132,13 +132,15 @@ def _plain(value: Any) -> Any:
 def _plain_map(pairs: list[tuple[Any, Any]]) -> dict[Any, Any]:
     """A map without repeated keys (msgpack would keep the last one silently) or extensions."""
     result = unique_keys(pairs)
-    if any(isinstance(value, msgpack.Timestamp) for value in result.values()):
-        _plain(next(v for v in result.values() if isinstance(v, msgpack.Timestamp)))
+    if msgpack.Timestamp in map(type, result.values()):  # map(type) runs in C: headers hold ~10 maps per array
+        _plain(msgpack.Timestamp(0))
     return result
 
 
 def _plain_list(items: list[Any]) -> list[Any]:
-    return [_plain(item) for item in items]
+    if msgpack.Timestamp in map(type, items):
+        _plain(msgpack.Timestamp(0))
+    return items
 
 
 class CheckpointFile:

@@ -93,11 +93,14 @@ def _depth(value: Any, level: int = 0) -> int:
 def unique_keys(pairs: list[tuple[Any, Any]]) -> dict[Any, Any]:
     """A map from a parser's pairs, refusing a repeated key (parsers keep the last one
     silently); for JSON model files and checkpoint headers alike."""
-    result: dict[Any, Any] = {}
-    for key, value in pairs:
-        if key in result:
+    result: dict[Any, Any] = dict(pairs)
+    if len(result) == len(pairs):
+        return result
+    seen: set[Any] = set()
+    for key, _ in pairs:
+        if key in seen:
             raise ValueError(f"duplicate key {str(key)[:64]!r}")
-        result[key] = value
+        seen.add(key)
     return result
 
 
