@@ -20,7 +20,7 @@ import numpy as np
 from nnkit.checkpoint import container
 from nnkit.checkpoint.header import Header
 from nnkit.checkpoint.lock import check_layers, usable_spec
-from nnkit.checkpoint.memory import empty_small_pages, lazy_zeros
+from nnkit.checkpoint.memory import collector_paused, empty_small_pages, lazy_zeros
 from nnkit.checkpoint.state import read_training_state
 from nnkit.errors import CheckpointError, ModelFileError
 from nnkit.modelfile import validate_spec
@@ -59,7 +59,8 @@ class Checkpoint:
     """
 
     def __init__(self, path: str | Path, registry: Registry, *, writable: bool = False) -> None:
-        self.file = container.CheckpointFile(path, writable=writable)
+        with collector_paused():
+            self.file = container.CheckpointFile(path, writable=writable)
         self.path = self.file.path
         self.header: Header = self.file.header
         self.registry = registry
@@ -103,6 +104,10 @@ class Checkpoint:
         zeros that take no memory until written. verify=False skips the checksums (the
         layout is checked all the same). A file saved without grads gives zero grads.
         """
+        with collector_paused():
+            return self._network(grads=grads, mmap=mmap, verify=verify)
+
+    def _network(self, *, grads: bool, mmap: bool, verify: bool) -> Network:
         grads = grads and bool(self.file.names("grads/"))
         sections = SECTIONS if grads else SECTIONS[:1]
         names = [name for section in sections for name in self.file.names(section + "/")]
