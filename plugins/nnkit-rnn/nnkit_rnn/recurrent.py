@@ -46,6 +46,15 @@ class _Recurrent(nnkit.Layer):
         full[:, -1] = dy
         return full
 
+    def _project(self, xs: np.ndarray) -> np.ndarray:
+        """x_t Wx + b for every step in one 2-D matmul, (N, T, D) → (N, T, G*H). A 3-D
+        matmul would run N small ones, and `+ b` a second pass into a fresh array."""
+        Wx, _, b = self.params
+        n, t, d = xs.shape
+        ax = (xs.reshape(n * t, d) @ Wx).reshape(n, t, -1)
+        ax += b
+        return ax
+
     def _weight_grads(self, xs: np.ndarray, h_inputs: list[tuple[np.ndarray, slice]],
                       dA: np.ndarray) -> np.ndarray:
         """Write dWx, dWh, db from all steps at once; return dxs. dA: (N, T, G*H).
@@ -57,7 +66,7 @@ class _Recurrent(nnkit.Layer):
         for h, columns in h_inputs:
             self.grads[1][:, columns] = h.reshape(-1, Wh.shape[0]).T @ dA2[:, columns]
         np.sum(dA2, axis=0, out=self.grads[2])
-        return dA @ Wx.T
+        return (dA2 @ Wx.T).reshape(xs.shape)
 
     def _output(self, hs: np.ndarray) -> np.ndarray:
         self.hs = hs
@@ -75,9 +84,9 @@ class TimeRNN(_Recurrent):
     examples = [({"units": 3}, [(4, 2)]), ({"units": 2, "return_sequences": False}, [(3, 3)])]
 
     def forward(self, xs: np.ndarray, train: bool = False) -> np.ndarray:
-        Wx, Wh, b = self.params
+        _, Wh, _ = self.params
         n, t, _ = xs.shape
-        a = xs @ Wx + b
+        a = self._project(xs)
         hs = np.empty((n, t, Wh.shape[0]), dtype=a.dtype)
         h = np.zeros((n, Wh.shape[0]), dtype=a.dtype)
         for k in range(t):
@@ -112,47 +121,72 @@ class TimeLSTM(_Recurrent):
     examples = [({"units": 3}, [(4, 2)]), ({"units": 2, "return_sequences": False}, [(3, 3)])]
 
     def forward(self, xs: np.ndarray, train: bool = False) -> np.ndarray:
-        Wx, Wh, b = self.params
+        _, Wh, _ = self.params
         n, t, _ = xs.shape
-        h_units = Wh.shape[0]
-        ax = xs @ Wx + b
-        hs = np.empty((n, t, h_units), dtype=ax.dtype)
-        self.gate_values = np.empty((n, t, 4 * h_units), dtype=ax.dtype)  # f, g, i, o
-        self.cs = np.empty((n, t, h_units), dtype=ax.dtype)
-        h = np.zeros((n, h_units), dtype=ax.dtype)
-        c = np.zeros_like(h)
-        H = h_units
+        H = Wh.shape[0]
+        ax = self._project(xs)
+        # Kept for backward, written in place step by step (no per-step arrays or copies):
+        # the gates (f, g, i, o) after their activations, c_t, tanh(c_t) and h_t.
+        self.gate_values = gates = np.empty((n, t, 4 * H), dtype=ax.dtype)
+        self.cs, self.tanh_cs = np.empty((n, t, H), dtype=ax.dtype), np.empty((n, t, H), dtype=ax.dtype)
+        hs = np.empty((n, t, H), dtype=ax.dtype)
+        h, c = np.zeros((n, H), dtype=ax.dtype), np.zeros((n, H), dtype=ax.dtype)
+        h_Wh, g_i = np.empty((n, 4 * H), dtype=ax.dtype), np.empty((n, H), dtype=ax.dtype)
         for k in range(t):
-            a = ax[:, k] + h @ Wh
-            f, g, i, o = sigmoid(a[:, :H]), np.tanh(a[:, H:2 * H]), sigmoid(a[:, 2 * H:3 * H]), sigmoid(a[:, 3 * H:])
-            c = f * c + g * i
-            h = o * np.tanh(c)
-            self.gate_values[:, k] = np.concatenate([f, g, i, o], axis=1)
-            self.cs[:, k], hs[:, k] = c, h
+            a = gates[:, k]
+            np.matmul(h, Wh, out=h_Wh)
+            np.add(ax[:, k], h_Wh, out=a)  # a = x_t Wx + h_{t-1} Wh + b
+            _sigmoid_in_place(a[:, :H])  # f
+            np.tanh(a[:, H:2 * H], out=a[:, H:2 * H])  # g
+            _sigmoid_in_place(a[:, 2 * H:])  # i and o
+            f, g, i, o = a[:, :H], a[:, H:2 * H], a[:, 2 * H:3 * H], a[:, 3 * H:]
+            c_k, tanh_c = self.cs[:, k], self.tanh_cs[:, k]
+            np.multiply(f, c, out=c_k)
+            np.multiply(g, i, out=g_i)
+            c_k += g_i  # c_t = f c_{t-1} + g i
+            np.tanh(c_k, out=tanh_c)
+            np.multiply(o, tanh_c, out=hs[:, k])  # h_t = o tanh(c_t)
+            h, c = hs[:, k], c_k
         self.xs = xs
         return self._output(hs)
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
         _, Wh, _ = self.params
-        dhs, hs, cs, gv = self._full_dy(dy), self.hs, self.cs, self.gate_values
-        H = Wh.shape[0]
-        dA = np.empty_like(gv)
-        dh = np.zeros_like(hs[:, 0])
-        dc = np.zeros_like(dh)
-        for k in reversed(range(hs.shape[1])):
-            f, g, i, o = gv[:, k, :H], gv[:, k, H:2 * H], gv[:, k, 2 * H:3 * H], gv[:, k, 3 * H:]
-            c_prev = cs[:, k - 1] if k else np.zeros_like(dh)
-            tanh_c = np.tanh(cs[:, k])
-            dh_k = dhs[:, k] + dh
-            ds = dc + dh_k * o * (1.0 - tanh_c**2)
-            dA[:, k, :H] = ds * c_prev * f * (1.0 - f)
-            dA[:, k, H:2 * H] = ds * i * (1.0 - g**2)
-            dA[:, k, 2 * H:3 * H] = ds * g * i * (1.0 - i)
-            dA[:, k, 3 * H:] = dh_k * tanh_c * o * (1.0 - o)
-            dc = ds * f
-            dh = dA[:, k] @ Wh.T
+        dhs, hs, cs, tanh_cs = self._full_dy(dy), self.hs, self.cs, self.tanh_cs
+        n, t, H = hs.shape
+        gv = self.gate_values
+        f, g, i, o = gv[..., :H], gv[..., H:2 * H], gv[..., 2 * H:3 * H], gv[..., 3 * H:]
+        c_prev = np.concatenate([np.zeros_like(cs[:, :1]), cs[:, :-1]], axis=1)
+        # What does not depend on the gradient flowing back, for all steps at once. With
+        # ds = dc_t + dh_t o (1 - tanh²c_t), the gates' pre-activation gradients are
+        # df = ds c_{t-1} f(1-f), dg = ds i (1-g²), di = ds g i(1-i), do = dh_t tanh(c_t) o(1-o).
+        ds_per_dh = o * (1.0 - tanh_cs**2)
+        per_ds = np.empty((n, t, 3, H), dtype=gv.dtype)  # f, g, i
+        per_ds[:, :, 0] = c_prev * f * (1.0 - f)
+        per_ds[:, :, 1] = i * (1.0 - g**2)
+        per_ds[:, :, 2] = g * i * (1.0 - i)
+        do_per_dh = tanh_cs * o * (1.0 - o)
+        dA4 = np.empty((n, t, 4, H), dtype=gv.dtype)
+        dA = dA4.reshape(n, t, 4 * H)
+        dh, dc, ds = (np.zeros((n, H), dtype=gv.dtype) for _ in range(3))
+        for k in reversed(range(t)):
+            dh += dhs[:, k]  # dh_t: from the output at t and from step t+1
+            np.multiply(dh, ds_per_dh[:, k], out=ds)
+            ds += dc
+            np.multiply(ds[:, None, :], per_ds[:, k], out=dA4[:, k, :3])
+            np.multiply(dh, do_per_dh[:, k], out=dA4[:, k, 3])
+            np.multiply(ds, f[:, k], out=dc)  # dc_{t-1}
+            np.matmul(dA[:, k], Wh.T, out=dh)  # dh_{t-1}
         h_prev = np.concatenate([np.zeros_like(hs[:, :1]), hs[:, :-1]], axis=1)
         return self._weight_grads(self.xs, [(h_prev, slice(None))], dA)
+
+
+def _sigmoid_in_place(x: np.ndarray) -> None:
+    """x ← sigmoid(x), in the tanh form of `nnkit.layers.activations.sigmoid` (same bits)."""
+    x *= 0.5
+    np.tanh(x, out=x)
+    x *= 0.5
+    x += 0.5
 
 
 class TimeGRUConfig(RecurrentConfig):
@@ -169,10 +203,10 @@ class TimeGRU(_Recurrent):
     examples = [({"units": 3}, [(4, 2)]), ({"units": 2, "return_sequences": False}, [(3, 3)])]
 
     def forward(self, xs: np.ndarray, train: bool = False) -> np.ndarray:
-        Wx, Wh, b = self.params
+        _, Wh, _ = self.params
         n, t, _ = xs.shape
         H = Wh.shape[0]
-        ax = xs @ Wx + b
+        ax = self._project(xs)
         hs = np.empty((n, t, H), dtype=ax.dtype)
         self.gate_values = np.empty((n, t, 3 * H), dtype=ax.dtype)  # z, r, h~
         h = np.zeros((n, H), dtype=ax.dtype)
