@@ -28,7 +28,7 @@ def checksum(data: np.ndarray | memoryview) -> str:
 def matches(entry: ArrayEntry, payload: memoryview) -> bool:
     """Whether a whole payload has the checksum its entry names (one call, for small arrays)."""
     if entry.xxh3 is not None:
-        return xxhash.xxh3_64_hexdigest(payload) == entry.xxh3
+        return checksum(payload) == entry.xxh3
     return format(zlib.crc32(payload), "08x") == entry.crc32
 
 

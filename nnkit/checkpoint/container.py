@@ -293,9 +293,7 @@ class CheckpointFile:
             raise CheckpointError(f"{self.path}: array {name!r}: payload marker is damaged")
 
     def _check(self, name: str, entry: ArrayEntry, view: memoryview) -> None:
-        running = RunningChecksum(entry)
-        running.update(view)
-        if not running.matches():
+        if not matches(entry, view):
             raise self._mismatch(name)
 
     def _mismatch(self, name: str) -> CheckpointError:

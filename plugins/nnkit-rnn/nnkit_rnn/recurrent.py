@@ -104,7 +104,7 @@ class TimeRNN(_Recurrent):
             dt = (dhs[:, k] + dh) * (1.0 - hs[:, k] ** 2)
             dA[:, k] = dt
             dh = dt @ Wh.T
-        h_prev = np.concatenate([np.zeros_like(hs[:, :1]), hs[:, :-1]], axis=1)
+        h_prev = _previous(hs)
         return self._weight_grads(self.xs, [(h_prev, slice(None))], dA)
 
 
@@ -156,7 +156,7 @@ class TimeLSTM(_Recurrent):
         n, t, H = hs.shape
         gv = self.gate_values
         f, g, i, o = gv[..., :H], gv[..., H:2 * H], gv[..., 2 * H:3 * H], gv[..., 3 * H:]
-        c_prev = np.concatenate([np.zeros_like(cs[:, :1]), cs[:, :-1]], axis=1)
+        c_prev = _previous(cs)
         # What does not depend on the gradient flowing back, for all steps at once. With
         # ds = dc_t + dh_t o (1 - tanh²c_t), the gates' pre-activation gradients are
         # df = ds c_{t-1} f(1-f), dg = ds i (1-g²), di = ds g i(1-i), do = dh_t tanh(c_t) o(1-o).
@@ -177,8 +177,13 @@ class TimeLSTM(_Recurrent):
             np.multiply(dh, do_per_dh[:, k], out=dA4[:, k, 3])
             np.multiply(ds, f[:, k], out=dc)  # dc_{t-1}
             np.matmul(dA[:, k], Wh.T, out=dh)  # dh_{t-1}
-        h_prev = np.concatenate([np.zeros_like(hs[:, :1]), hs[:, :-1]], axis=1)
+        h_prev = _previous(hs)
         return self._weight_grads(self.xs, [(h_prev, slice(None))], dA)
+
+
+def _previous(states: np.ndarray) -> np.ndarray:
+    """Each step's previous state, zero before the first: (N, T, H) → (N, T, H)."""
+    return np.concatenate([np.zeros_like(states[:, :1]), states[:, :-1]], axis=1)
 
 
 def _sigmoid_in_place(x: np.ndarray) -> None:
@@ -224,7 +229,7 @@ class TimeGRU(_Recurrent):
         _, Wh, _ = self.params
         dhs, hs, gv = self._full_dy(dy), self.hs, self.gate_values
         H = Wh.shape[0]
-        h_prev_all = np.concatenate([np.zeros_like(hs[:, :1]), hs[:, :-1]], axis=1)
+        h_prev_all = _previous(hs)
         dA = np.empty_like(gv)
         dh = np.zeros_like(hs[:, 0])
         for k in reversed(range(hs.shape[1])):
