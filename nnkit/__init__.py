@@ -19,6 +19,7 @@ _EXPORTS = {
     "Data": "nnkit.data",
     "DataError": "nnkit.errors",
     "Dataset": "nnkit.data",
+    "ExportError": "nnkit.errors",
     "Layer": "nnkit.layer",
     "LayerConfig": "nnkit.layer",
     "LoadReport": "nnkit.checkpoint",
@@ -53,7 +54,7 @@ _EXPORTS = {
 }
 
 __all__ = [
-    "Callback", "Checkpoint", "CheckpointError", "Config", "Data", "DataError", "Dataset",
+    "Callback", "Checkpoint", "CheckpointError", "Config", "Data", "DataError", "Dataset", "ExportError",
     "History", "Layer", "LayerConfig", "LoadReport", "LossLayer", "Metric", "Model",
     "ModelFileError", "Network", "NetworkPlan", "NnkitError", "Optimizer", "OptimizerConfig",
     "ParamRef", "PluginError", "PluginInfo", "Registry", "Spec", "TrainingError", "TrainingState",
@@ -80,7 +81,15 @@ if TYPE_CHECKING:  # what type checkers and editors see
     from nnkit.checkpoint import Checkpoint, LoadReport, inspect, verify
     from nnkit.config import Config
     from nnkit.data import Data, Dataset
-    from nnkit.errors import CheckpointError, DataError, ModelFileError, NnkitError, PluginError, TrainingError
+    from nnkit.errors import (
+        CheckpointError,
+        DataError,
+        ExportError,
+        ModelFileError,
+        NnkitError,
+        PluginError,
+        TrainingError,
+    )
     from nnkit.hookspecs import hookimpl
     from nnkit.layer import Layer, LayerConfig, LossLayer
     from nnkit.metrics import Metric

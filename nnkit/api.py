@@ -49,9 +49,14 @@ def save(model: Model | Network, path: str | Path, *, grads: bool = True, allow_
 
 def load_into(model: Model | Network, path: str | Path, *, strict: bool = True, grads: bool = True,
               registry: Registry | None = None) -> LoadReport:
-    """Copy the params (and grads) stored at `path` into an existing model or network, by name."""
+    """Copy the params (and grads) stored at `path` — a checkpoint, or a `.safetensors` file
+    (its grads only when it holds them) — into an existing model or network, by name.
+    strict: any missing, unexpected or mis-shaped name raises one error naming them all,
+    and nothing is copied; otherwise what fits is copied and the rest reported."""
+    from nnkit.interop.weights import load_weights
+
     network = model.network if isinstance(model, Model) else model
-    return checkpoint.load_into(network, path, registry or get_registry(), strict=strict, grads=grads)
+    return load_weights(network, path, registry or get_registry(), strict=strict, grads=grads)
 
 
 def read_model_file(path: str | Path, registry: Registry | None = None) -> Spec:

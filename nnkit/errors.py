@@ -26,6 +26,10 @@ class DataError(NnkitError):
     """Input data cannot be read or does not fit the network."""
 
 
+class ExportError(NnkitError):
+    """A network cannot be exported: a layer without an ONNX converter, a missing extra."""
+
+
 class TrainingError(NnkitError):
     """Training cannot go on: the loss or a param turned non-finite."""
 

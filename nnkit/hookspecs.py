@@ -25,6 +25,8 @@ hookspec = pluggy.HookspecMarker(PROJECT)
 hookimpl = pluggy.HookimplMarker(PROJECT)
 
 Register = Callable[[Any], None]
+#: `register(layer_type, convert)`: see `register_onnx_converters`.
+RegisterConverter = Callable[[str, Callable[..., None]], None]
 
 
 @hookspec
@@ -68,4 +70,16 @@ def register_datasets(register: Register) -> None:
 
     A dataset class subclasses `nnkit.Dataset` and has a `Config` whose `type` field
     is a `Literal` naming it.
+    """
+
+
+@hookspec
+def register_onnx_converters(register: RegisterConverter) -> None:
+    """Register how layers are written as ONNX nodes (`nnkit export --format onnx`): call
+    `register(layer_type, convert)` once per layer type, e.g. `register("MyLayer", convert)`.
+
+    `convert(layer, node)` gets the built layer (its config, params and shapes) and an
+    `nnkit.interop.onnx.NodeBuilder` that names the node's inputs and output and adds ONNX
+    operators (`node.add("MatMul", [x, node.param(0)])`); it needs no `onnx` import. For a
+    loss layer, `convert` writes what `predict` applies to the scores (e.g. a softmax).
     """

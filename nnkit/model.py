@@ -90,13 +90,21 @@ class Model:
 
     @classmethod
     def from_file(cls, path: str | Path, *, epochs: int | None = None, seed: int | None = None,
-                  registry: Registry | None = None, checkpoint_dir: str | Path | None = None) -> Model:
-        """The model a model file declares, with optional overrides of its recipe."""
+                  registry: Registry | None = None, checkpoint_dir: str | Path | None = None,
+                  weights: str | Path | None = None) -> Model:
+        """The model a model file declares, with optional overrides of its recipe.
+        `weights`: a checkpoint or `.safetensors` file whose params (by name, all of them,
+        nothing else) replace the fresh ones."""
         from nnkit.modelfile import read_model_file
 
         registry = registry or _default_registry()
         spec = read_model_file(path, registry).with_train(epochs=epochs, seed=seed)
-        return cls(spec, registry, source=str(path), checkpoint_dir=checkpoint_dir)
+        model = cls(spec, registry, source=str(path), checkpoint_dir=checkpoint_dir)
+        if weights is not None:
+            from nnkit.interop.weights import load_weights
+
+            load_weights(model.network, weights, registry, grads=False)
+        return model
 
     @classmethod
     def from_spec(cls, spec: Spec | Mapping[str, Any], *, registry: Registry | None = None,
@@ -281,6 +289,15 @@ class Model:
             from nnkit.checkpoint import save
 
             save(path, self.network, self.registry, grads=False, spec=self.spec, allow_non_finite=allow_non_finite)
+
+    def export(self, path: str | Path, *, format: str | None = None, grads: bool = False) -> Path:
+        """Write the model for use outside nnkit: `format="onnx"`, the inference graph
+        (what `predict` computes, for ONNX Runtime; needs nnkit[onnx]), or
+        `"safetensors"`, the params (and grads) by name (needs nnkit[safetensors]); None:
+        from the suffix. Atomic; returns the path."""
+        from nnkit.interop.weights import export
+
+        return export(self.network, path, self.registry, fmt=format, grads=grads)
 
     # -- description ------------------------------------------------------------------------
 

@@ -72,3 +72,13 @@ def refuse_special(path: Path) -> None:
         return
     if not stat.S_ISREG(mode):
         raise OSError(errno.EINVAL, f"it is {kind_of(mode)}, not a regular file", str(path))
+
+
+def free_path(stem: str, suffix: str) -> Path:
+    """`<stem><suffix>` in the current folder, or `<stem>-2<suffix>`, `-3` … when taken: an
+    output written without the user naming it never replaces a file."""
+    candidate, n = Path(f"{stem}{suffix}"), 1
+    while candidate.exists() or candidate.is_symlink():
+        n += 1
+        candidate = Path(f"{stem}-{n}{suffix}")
+    return candidate

@@ -17,7 +17,7 @@ from __future__ import annotations
 import importlib
 import os
 import warnings
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from importlib import metadata
 from typing import Any
 
@@ -89,26 +89,31 @@ def load_registry(
         add(info, plugin)
 
     for hook_name, kind, module, class_name in HOOKS:
-        _call_hook(pm, registry, infos, hook_name, kind, getattr(importlib.import_module(module), class_name))
+        base = getattr(importlib.import_module(module), class_name)
+        _call_hook(pm, infos, hook_name, lambda info, cls, kind=kind, base=base: registry.add(kind, cls, info, base))
+    _call_hook(pm, infos, "register_onnx_converters",
+               lambda info, layer_type, convert: registry.add_onnx_converter(layer_type, convert, info))
     return registry
 
 
-def _call_hook(pm: pluggy.PluginManager, registry: Registry, infos: dict[str, PluginInfo], hook_name: str,
-               kind: Kind, base: type) -> None:
+def _call_hook(pm: pluggy.PluginManager, infos: dict[str, PluginInfo], hook_name: str,
+               add: Callable[..., None]) -> None:
     """Call one hook of every plugin, each on its own, in load order: built-ins register
     first (pluggy would call the last-registered plugin first), so a plugin can never
-    silently replace one of them."""
+    silently replace one of them. What a plugin registers goes to `add(info, *args)`."""
     impls = {impl.plugin_name: impl for impl in getattr(pm.hook, hook_name).get_hookimpls()}
     for name, info in infos.items():
         impl = impls.get(name)
         if impl is None:
             continue
 
-        def register(cls: Any, info: PluginInfo = info) -> None:
+        def register(*args: Any, info: PluginInfo = info) -> None:
             try:
-                registry.add(kind, cls, info, base)
+                add(info, *args)
             except PluginError as exc:
                 _fail(info, str(exc))
+            except TypeError as exc:  # register called with the wrong arguments
+                _fail(info, f"{hook_name}: register{args!r}: {exc}")
 
         try:
             impl.function(**{arg: register for arg in impl.argnames})

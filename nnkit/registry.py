@@ -7,6 +7,7 @@ registry is filled by `nnkit.plugins.load_registry` through the hooks in `nnkit.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -33,7 +34,7 @@ class PluginInfo:
             "name": self.name, "distribution": self.distribution, "version": self.version,
             "layers": self.provides["layer"], "optimizers": self.provides["optimizer"],
             "datasets": self.provides["dataset"], "metrics": self.provides["metric"],
-            "callbacks": self.provides["callback"],
+            "callbacks": self.provides["callback"], "onnx_converters": self.provides.get("onnx", []),
             "error": "; ".join(self.errors) if self.errors else None,
         }
 
@@ -48,11 +49,21 @@ class Entry:
     plugin: PluginInfo
 
 
+@dataclass(frozen=True)
+class ConverterEntry:
+    """How one layer type is written as ONNX nodes, and the plugin that said so."""
+
+    layer_type: str
+    convert: Callable[..., None]  # convert(layer, node: nnkit.interop.onnx.NodeBuilder)
+    plugin: PluginInfo
+
+
 class Registry:
-    """Component classes by kind and type name."""
+    """Component classes by kind and type name, and the layers' ONNX converters."""
 
     def __init__(self) -> None:
         self._entries: dict[str, dict[str, Entry]] = {k: {} for k in KINDS}
+        self.onnx_converters: dict[str, ConverterEntry] = {}
         self.plugins: list[PluginInfo] = []
 
     def add(self, kind: Kind, cls: Any, plugin: PluginInfo, base: type) -> None:
@@ -72,6 +83,19 @@ class Registry:
             )
         self._entries[kind][name] = Entry(kind, name, cls, plugin)
         plugin.provides[kind].append(name)
+
+    def add_onnx_converter(self, layer_type: str, convert: Callable[..., None], plugin: PluginInfo) -> None:
+        """Register how `layer_type` converts to ONNX; PluginError when invalid or taken."""
+        if not isinstance(layer_type, str) or not callable(convert):
+            raise PluginError(f"register_onnx_converters: register(layer_type: str, convert) got "
+                              f"{layer_type!r}, {convert!r}")
+        existing = self.onnx_converters.get(layer_type)
+        if existing is not None:
+            raise PluginError(f"the ONNX converter of {layer_type!r} is already provided by "
+                              f"{existing.plugin.distribution} {existing.plugin.version}; "
+                              f"{plugin.distribution} {plugin.version} may not replace it")
+        self.onnx_converters[layer_type] = ConverterEntry(layer_type, convert, plugin)
+        plugin.provides.setdefault("onnx", []).append(layer_type)
 
     def names(self, kind: Kind) -> list[str]:
         return sorted(self._entries[kind])

@@ -253,6 +253,7 @@ def test_every_command_speaks_one_json_contract(tmp_path: Path, capsys) -> None:
         "train": ["train", model, "--epochs", "2", "-o", str(ckpt)],
         "predict": ["predict", str(ckpt), "--input", str(x), "--output", str(tmp_path / "y.npy")],
         "evaluate": ["evaluate", str(ckpt)],
+        "export": ["export", str(ckpt), "--out", str(tmp_path / "w.safetensors")],
         "validate": ["validate", model],
         "migrate": ["migrate", model, "--out", str(tmp_path / "m.toml")],
         "inspect": ["inspect", str(ckpt), "--verify"],

@@ -15,7 +15,8 @@ from .conftest import ROOT
 
 MAX_MODULE_LINES = 400  # one concern per module: past this, split it
 #: The whole package's budget, as tinygrad keeps one: growth is a decision, not a drift.
-MAX_PACKAGE_LINES = 8_500
+#: 8,500 until interop (ONNX export, safetensors, data files as users have them, #14).
+MAX_PACKAGE_LINES = 9_500
 #: Where the default registry may be resolved: the public entry points only.
 ENTRY_POINTS = {"nnkit/__init__.py", "nnkit/api.py", "nnkit/cli/train.py", "nnkit/cli/commands.py",
                 "nnkit/model.py", "nnkit/plugins.py", "nnkit/testing.py", "nnkit/training/runner.py"}

@@ -52,6 +52,19 @@ class LoadReport:
         return "; ".join(parts)
 
 
+def compare_arrays(section: str, stored: Mapping[str, ArraySpec], wanted: Mapping[str, ArraySpec]) -> LoadReport:
+    """How the arrays a file holds differ from the ones a network `wanted`, by name; the
+    report names them `<section>/<name>`."""
+    report = LoadReport(missing=[f"{section}/{n}" for n in wanted if n not in stored],
+                        unexpected=[f"{section}/{n}" for n in stored if n not in wanted])
+    for name, want in wanted.items():
+        have = stored.get(name)
+        if have is not None and (have.shape != want.shape or have.dtype != want.dtype):
+            report.mismatched.append(f"{section}/{name}: file {have.dtype} {have.shape} "
+                                     f"vs network {want.dtype} {want.shape}")
+    return report
+
+
 class Checkpoint:
     """An opened checkpoint: its header, the network it rebuilds, and its training state.
 
@@ -160,16 +173,8 @@ class Checkpoint:
     def compare(self, section: str, wanted: Mapping[str, ArraySpec]) -> LoadReport:
         """How the stored `section` ("params" or "grads") differs from the arrays `wanted`."""
         stored = {n.split("/", 1)[1]: self.file.index[n] for n in self.file.names(section + "/")}
-        report = LoadReport(
-            missing=[f"{section}/{n}" for n in wanted if n not in stored],
-            unexpected=[f"{section}/{n}" for n in stored if n not in wanted],
-        )
-        for name, want in wanted.items():
-            entry = stored.get(name)
-            if entry is not None and (tuple(entry.shape) != want.shape or np.dtype(entry.dtype) != want.dtype):
-                report.mismatched.append(f"{section}/{name}: file {np.dtype(entry.dtype)} {tuple(entry.shape)} "
-                                         f"vs network {want.dtype} {want.shape}")
-        return report
+        return compare_arrays(section, {n: ArraySpec(tuple(e.shape), np.dtype(e.dtype)) for n, e in stored.items()},
+                              wanted)
 
     def rng(self, name: str) -> np.random.Generator:
         """The stored generator `name`, or a fixed fresh one when the file holds none."""

@@ -33,12 +33,13 @@ def _positive(text: str) -> int:
     return value
 
 
-COMMANDS = ("train", "predict", "evaluate", "validate", "migrate", "inspect", "plot", "plugins", "schema")
+COMMANDS = ("train", "predict", "evaluate", "export", "validate", "migrate", "inspect", "plot", "plugins", "schema")
 EXAMPLES = """examples:
   nnkit train examples/spiral.toml -o spiral.nnk       train, save the checkpoint
   nnkit train --resume spiral.nnk --epochs 400         train on to 400 epochs in all
   nnkit predict spiral.nnk --input x.npy --output y.npy
   nnkit evaluate spiral.nnk                            loss, metrics, confusion matrix
+  nnkit export spiral.nnk --format onnx -o spiral.onnx for ONNX Runtime
   nnkit COMMAND --help                                 what a command takes"""
 
 
@@ -88,6 +89,17 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("checkpoint", help="a checkpoint written by nnkit train")
     evaluate.add_argument("--data", help="a .npz (x, t), .npy or .csv (label in the last column) to score")
     evaluate.set_defaults(run=commands.evaluate)
+
+    export = command("export", "write a checkpoint for other tools: an ONNX graph or a safetensors file",
+                     "nnkit export spiral.nnk --format onnx --out spiral.onnx")
+    export.add_argument("checkpoint", help="a checkpoint written by nnkit train")
+    export.add_argument("--format", choices=("onnx", "safetensors"),
+                        help="onnx: the inference graph (needs nnkit[onnx]); safetensors: the params by name (needs "
+                             "nnkit[safetensors]); default: from --out's suffix")
+    export.add_argument("--out", "-o", help="the file to write (replaced if it exists; default: <checkpoint stem>"
+                                            ".onnx or .safetensors in this folder, never over an existing file)")
+    export.add_argument("--grads", action="store_true", help="safetensors: the grads too, as <name>.grad")
+    export.set_defaults(run=commands.export)
 
     validate = command("validate", "check a model file: schema, graph, shapes, param count",
                        "nnkit validate examples/spiral.toml")

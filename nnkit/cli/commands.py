@@ -1,4 +1,4 @@
-"""The `nnkit` commands besides `train`: predict, evaluate, validate, migrate, inspect, plot,
+"""The `nnkit` commands besides `train`: predict, evaluate, export, validate, migrate, inspect, plot,
 plugins, schema. Each imports what it needs when it runs, prints its text unless `--json`
 is given, and returns (exit status, result): the result is what `--json` prints inside
 the envelope (see `nnkit/cli/__init__.py`)."""
@@ -61,6 +61,23 @@ def _confusion_table(counts: list[list[int]]) -> str:
     width = max(len(str(v)) for row in counts for v in row) + 1
     head = "  true\\pred " + "".join(f"{j:>{width}}" for j in range(len(counts)))
     return "\n".join([head, *(f"  {i:>9} " + "".join(f"{v:>{width}}" for v in row) for i, row in enumerate(counts))])
+
+
+def export(args: argparse.Namespace) -> tuple[int, dict[str, Any]]:
+    from nnkit.interop.weights import export, format_of
+    from nnkit.model import Model
+    from nnkit.paths import check_output, free_path
+
+    if args.format is None and args.out is None:
+        raise NnkitError("export needs --format (onnx or safetensors) or an --out file ending in .onnx or .safetensors")
+    fmt = format_of(args.out, args.format) if args.out is not None else args.format
+    out = args.out or str(free_path(Path(args.checkpoint).stem, "." + fmt))
+    check_output(out, NnkitError, inputs=[args.checkpoint])
+    model = Model.load(args.checkpoint, grads=args.grads)
+    export(model.network, out, model.registry, fmt=fmt, grads=args.grads)
+    if not args.json:
+        print(f"wrote {out} ({fmt}{', with grads' if args.grads else ''})")
+    return 0, {"wrote": out, "format": fmt, "grads": args.grads}
 
 
 def validate(args: argparse.Namespace) -> tuple[int, dict[str, Any]]:

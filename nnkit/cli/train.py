@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from nnkit.errors import NnkitError
+from nnkit.paths import free_path
 
 
 def _writable_folder(path: str) -> None:
@@ -33,7 +34,7 @@ def run(args: argparse.Namespace) -> tuple[int, dict[str, Any]]:
 
     say = (lambda line: None) if args.json else print  # --json: one object at the end, nothing else
     if args.out is None and not args.no_save:  # training is never lost: a default that never overwrites
-        args.out = str(default_out(Path(args.resume or args.model).stem))
+        args.out = str(free_path(Path(args.resume or args.model).stem, ".nnk"))
     if args.out:
         _writable_folder(args.out)
     folder = args.checkpoint_dir
@@ -73,16 +74,6 @@ def run(args: argparse.Namespace) -> tuple[int, dict[str, Any]]:
         say(f"periodic checkpoints in {checkpoints}/")
         result["checkpoints"] = str(checkpoints)
     return 0, result
-
-
-def default_out(stem: str) -> Path:
-    """`<stem>.nnk` in the current folder, or `<stem>-2.nnk`, `-3` … when taken: a run
-    saved without --out never replaces a file."""
-    candidate, n = Path(f"{stem}.nnk"), 1
-    while candidate.exists() or candidate.is_symlink():
-        n += 1
-        candidate = Path(f"{stem}-{n}.nnk")
-    return candidate
 
 
 @contextlib.contextmanager

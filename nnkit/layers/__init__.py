@@ -5,7 +5,7 @@ The classes here are public: a plugin may subclass them (see nnkit-rnn's TimeAff
 
 from __future__ import annotations
 
-from nnkit.hookspecs import Register, hookimpl
+from nnkit.hookspecs import Register, RegisterConverter, hookimpl
 from nnkit.layers.activations import ReLU, Sigmoid, Softmax, Tanh
 from nnkit.layers.combine import Add, Concat, Mean
 from nnkit.layers.dropout import Dropout
@@ -32,3 +32,11 @@ __all__ = [
 def register_layers(register: Register) -> None:
     for layer in BUILTIN_LAYERS:
         register(layer)
+
+
+@hookimpl
+def register_onnx_converters(register: RegisterConverter) -> None:
+    from nnkit.interop.onnx_layers import CONVERTERS  # only when a registry is loaded
+
+    for layer_type, convert in CONVERTERS.items():
+        register(layer_type, convert)

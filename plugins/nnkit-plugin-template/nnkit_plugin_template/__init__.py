@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 from pydantic import Field
@@ -43,3 +43,17 @@ class Swish(nnkit.Layer):
 @nnkit.hookimpl
 def register_layers(register: Callable[[type], None]) -> None:
     register(Swish)
+
+
+def swish_to_onnx(layer: Swish, node: Any) -> None:
+    """`nnkit export --format onnx`: x * Sigmoid(beta * x) as ONNX operators. `node` is an
+    `nnkit.interop.onnx.NodeBuilder`: it names the inputs and the output to write, and adds
+    operators; no `onnx` import is needed here."""
+    (x,) = node.inputs
+    scaled = node.add("Mul", [x, node.constant(layer.config.beta)])
+    node.add("Mul", [x, node.add("Sigmoid", [scaled])], node.output)
+
+
+@nnkit.hookimpl
+def register_onnx_converters(register: Callable[[str, Callable[..., None]], None]) -> None:
+    register("Swish", swish_to_onnx)

@@ -30,3 +30,11 @@ def register_layers(register: Callable[[type], None]) -> None:
 @nnkit.hookimpl
 def register_datasets(register: Callable[[type], None]) -> None:
     register(ArithmeticSequences)
+
+
+@nnkit.hookimpl
+def register_onnx_converters(register: Callable[[str, Callable[..., None]], None]) -> None:
+    from nnkit_rnn.onnx_converters import CONVERTERS  # nnkit export only
+
+    for layer_type, convert in CONVERTERS.items():
+        register(layer_type, convert)

@@ -1,0 +1,94 @@
+"""ONNX converters for nnkit-rnn's layers (`nnkit export --format onnx`).
+
+The recurrent layers are written as an **unrolled graph**: one group of MatMul / Add /
+Sigmoid / Tanh / Mul operators per time step (T is fixed by the model file's input shape).
+ONNX's own LSTM, GRU and RNN operators would be smaller, but ONNX Runtime runs them in
+float32 only, and an unrolled graph computes exactly the book's equations in either dtype.
+The state starts at zero, as in nnkit (so step 0 has no h_{t-1} Wh term).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from nnkit.interop.onnx_layers import affine, elementwise, embedding, softmax
+
+if TYPE_CHECKING:
+    from nnkit.interop.onnx import NodeBuilder
+
+
+def _steps(node: NodeBuilder, layer: Any) -> tuple[list[str], int]:
+    """x_t Wx + b for every step at once, (N, T, G*H), sliced into T arrays (N, G*H)."""
+    projected = node.add("Add", [node.add("MatMul", [node.inputs[0], node.param(0)]), node.param(2)])
+    t = layer.input_shapes[0][0]
+    steps = [node.add("Gather", [projected, node.constant(k)], axis=1) for k in range(t)]
+    return steps, layer.config.units
+
+
+def _output(node: NodeBuilder, layer: Any, hs: list[str]) -> None:
+    """(N, T, H) from the steps' h_t, or the last h_t when `return_sequences` is off."""
+    if not layer.config.return_sequences:
+        node.add("Identity", [hs[-1]], node.output)
+        return
+    axis = node.constant([1])
+    node.add("Concat", [node.add("Unsqueeze", [h, axis]) for h in hs], node.output, axis=1)
+
+
+def _split(node: NodeBuilder, a: str, sizes: list[int]) -> list[str]:
+    parts: list[str] = node.add("Split", [a, node.constant(sizes)], axis=1, outputs=len(sizes))
+    return parts
+
+
+def time_rnn(layer: Any, node: NodeBuilder) -> None:
+    """h_t = tanh(x_t Wx + b + h_{t-1} Wh)."""
+    steps, _ = _steps(node, layer)
+    Wh = node.param(1)
+    hs: list[str] = []
+    for k, a in enumerate(steps):
+        pre = a if k == 0 else node.add("Add", [a, node.add("MatMul", [hs[-1], Wh])])
+        hs.append(node.add("Tanh", [pre]))
+    _output(node, layer, hs)
+
+
+def time_lstm(layer: Any, node: NodeBuilder) -> None:
+    """Gates (f, g, i, o) packed as in nnkit: c_t = f c_{t-1} + g i; h_t = o tanh(c_t)."""
+    steps, h_units = _steps(node, layer)
+    Wh = node.param(1)
+    hs: list[str] = []
+    c = ""
+    for k, a in enumerate(steps):
+        pre = a if k == 0 else node.add("Add", [a, node.add("MatMul", [hs[-1], Wh])])
+        f, g, i, o = _split(node, pre, [h_units] * 4)
+        g_i = node.add("Mul", [node.add("Tanh", [g]), node.add("Sigmoid", [i])])
+        c = g_i if k == 0 else node.add("Add", [node.add("Mul", [node.add("Sigmoid", [f]), c]), g_i])
+        hs.append(node.add("Mul", [node.add("Sigmoid", [o]), node.add("Tanh", [c])]))
+    _output(node, layer, hs)
+
+
+def time_gru(layer: Any, node: NodeBuilder) -> None:
+    """Packed (z, r, h~): z, r = σ(x W + h Wh + b); h~ = tanh(x Wxh + (r h) Whh + bh);
+    h_t = (1 - z) h_{t-1} + z h~."""
+    steps, h_units = _steps(node, layer)
+    Wh_zr, Wh_h = _split(node, node.param(1), [2 * h_units, h_units])  # Wh's (z, r) and h~ columns
+    one = node.constant(1.0)
+    hs: list[str] = []
+    for k, a in enumerate(steps):
+        a_zr, a_h = _split(node, a, [2 * h_units, h_units])
+        if k == 0:  # h_{t-1} = 0: z h~ alone
+            z = _split(node, node.add("Sigmoid", [a_zr]), [h_units, h_units])[0]
+            hs.append(node.add("Mul", [z, node.add("Tanh", [a_h])]))
+            continue
+        h = hs[-1]
+        z, r = _split(node, node.add("Sigmoid", [node.add("Add", [a_zr, node.add("MatMul", [h, Wh_zr])])]),
+                      [h_units, h_units])
+        h_hat = node.add("Tanh", [node.add("Add", [a_h, node.add("MatMul", [node.add("Mul", [r, h]), Wh_h])])])
+        keep = node.add("Mul", [node.add("Sub", [one, z]), h])
+        hs.append(node.add("Add", [keep, node.add("Mul", [z, h_hat])]))
+    _output(node, layer, hs)
+
+
+CONVERTERS: dict[str, Callable[[Any, NodeBuilder], None]] = {
+    "TimeEmbedding": embedding, "TimeAffine": affine, "TimeDropout": elementwise("Identity"),
+    "TimeSoftmaxWithLoss": softmax, "TimeRNN": time_rnn, "TimeLSTM": time_lstm, "TimeGRU": time_gru,
+}
