@@ -1,11 +1,13 @@
-"""Batched inference over files with flat memory: inputs are read a batch at a time (.npy
-and .csv), and outputs written a batch at a time with ordinary buffered writes (.npy,
-.csv, or CSV/JSON lines on stdout). A file output goes to a temp file beside the target,
+"""Batched inference over files with flat memory: inputs are read a batch at a time (.npy,
+.csv with or without a header, .parquet, or CSV on standard input), and outputs written
+a batch at a time with ordinary buffered writes (.npy, .csv, or CSV/JSON lines on
+stdout). A file output goes to a temp file beside the target,
 renamed into place at the end: a failed or killed `predict` leaves no half-written output,
 and an output that is the input itself is refused before anything is written."""
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import sys
@@ -15,7 +17,7 @@ from typing import Any, BinaryIO, Literal, TextIO
 import numpy as np
 
 from nnkit.atomic import Writeback, replacing
-from nnkit.data.files import batches, row_count
+from nnkit.data.files import EVERY_COLUMN, STDIN, Columns, batches, row_count
 from nnkit.errors import DataError
 from nnkit.labels import class_indices
 from nnkit.network import Network
@@ -26,29 +28,43 @@ Format = Literal["csv", "json"]
 
 def predict_file(network: Network, input_path: str | Path, output: str | Path | None, *,
                  batch_size: int = 4096, classes: bool = False, fmt: Format = "csv",
-                 stdout: TextIO | None = None) -> int:
-    """Predict every row of `input_path` and write the outputs as they come; returns the
-    row count. A row holds the inputs' values in declared order (see `Network.from_columns`).
+                 stdout: TextIO | None = None, columns: Columns = EVERY_COLUMN) -> int:
+    """Predict every row of `input_path` ("-": CSV on standard input) and write the outputs
+    as they come; returns the row count. A row holds the inputs' values in declared order
+    (see `Network.from_columns`); `columns` picks them from a table that names its columns
+    (default: the columns the network was fitted on, if it knows them, else all).
     `output` .npy or .csv, or None/"-" for stdout in `fmt` (CSV rows or JSON lines)."""
     target = None if output is None or str(output) == "-" else Path(output)
     if target is not None:
         if target.suffix.lower() not in (".npy", ".csv"):
             raise DataError(f"{target}: unknown output extension {target.suffix!r}; use .npy or .csv")
-        check_output(target, DataError, inputs=[input_path])
-    with batches(input_path, batch_size) as chunks:  # checks the input before anything is written
+        if str(input_path) != STDIN:
+            check_output(target, DataError, inputs=[input_path])
+    if columns.features is None and columns.features_if_named is None:
+        columns = dataclasses.replace(columns, features_if_named=_fitted_columns(network))
+    rows = row_count(input_path, columns.header) if target is not None and target.suffix.lower() == ".npy" else None
+    with batches(input_path, batch_size, columns) as chunks:  # checks the input before anything is written
         if target is None:
             out = stdout or sys.stdout
             return _predict_all(network, chunks, batch_size, classes, lambda y: out.write(_rows_text(y, fmt)))
-        return _predict_to_file(network, input_path, target, chunks, batch_size, classes)
+        return _predict_to_file(network, target, chunks, batch_size, classes, rows)
 
 
-def _predict_to_file(network: Network, input_path: str | Path, target: Path, chunks: Any, batch_size: int,
-                     classes: bool) -> int:
-    suffix = target.suffix.lower()
+def _fitted_columns(network: Network) -> tuple[str, ...] | None:
+    """The feature names a one-input network was fitted on (from a DataFrame), if any."""
+    assert network.spec.inputs is not None
+    if len(network.input_names) != 1:
+        return None
+    names = network.spec.inputs[network.input_names[0]].columns
+    return tuple(names) if names else None
+
+
+def _predict_to_file(network: Network, target: Path, chunks: Any, batch_size: int, classes: bool,
+                     rows: int | None) -> int:
     try:
         with replacing(target) as (f, writeback):
-            if suffix == ".npy":
-                return _predict_npy(network, chunks, batch_size, classes, f, writeback, row_count(input_path))
+            if rows is not None:
+                return _predict_npy(network, chunks, batch_size, classes, f, writeback, rows)
             return _predict_all(network, chunks, batch_size, classes,
                                 lambda y: _write(f, writeback, _rows_text(y, "csv").encode("utf-8")))
     except OSError as exc:

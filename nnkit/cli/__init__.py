@@ -77,8 +77,10 @@ def build_parser() -> argparse.ArgumentParser:
     predict = command("predict", "predict with a checkpoint, streaming in batches",
                       "nnkit predict spiral.nnk --input x.npy --output y.npy")
     predict.add_argument("checkpoint", help="a checkpoint written by nnkit train")
-    predict.add_argument("--input", required=True, help="inputs, .npy or .csv (one row per sample)")
-    predict.add_argument("--output", help="write .npy or .csv here (default: stdout)")
+    predict.add_argument("--input", required=True, help="inputs, one row per sample: .npy, .csv (a header row is "
+                                                        "detected), .parquet, or - for CSV on standard input")
+    predict.add_argument("--output", help="write .npy or .csv here (default, or -: standard output)")
+    _column_options(predict, label=False)
     predict.add_argument("--format", choices=("csv", "json"), default="csv", help="stdout: CSV rows or JSON lines")
     predict.add_argument("--classes", action="store_true", help="output class labels, not probabilities")
     predict.add_argument("--batch-size", type=_positive, default=4096, help="rows per batch (memory stays flat)")
@@ -87,7 +89,9 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate = command("evaluate", "loss, metrics and confusion matrix on the model's or any data",
                        "nnkit evaluate spiral.nnk --data held-out.npz")
     evaluate.add_argument("checkpoint", help="a checkpoint written by nnkit train")
-    evaluate.add_argument("--data", help="a .npz (x, t), .npy or .csv (label in the last column) to score")
+    evaluate.add_argument("--data", help="a .npz (x, t), or a .npy, .csv or .parquet table (label in the last "
+                                         "column, or --label) to score; - for CSV on standard input")
+    _column_options(evaluate, label=True)
     evaluate.set_defaults(run=commands.evaluate)
 
     export = command("export", "write a checkpoint for other tools: an ONNX graph or a safetensors file",
@@ -136,6 +140,24 @@ def build_parser() -> argparse.ArgumentParser:
     schema.add_argument("--out", help="write here (default: stdout); nnkit's copies are in schemas/")
     schema.set_defaults(run=commands.schema)
     return parser
+
+
+def _names(text: str) -> tuple[str, ...]:
+    """argparse type: comma-separated column names."""
+    names = tuple(n.strip() for n in text.split(",") if n.strip())
+    if not names:
+        raise argparse.ArgumentTypeError("name at least one column")
+    return names
+
+
+def _column_options(parser: argparse.ArgumentParser, *, label: bool) -> None:
+    parser.add_argument("--header", action=argparse.BooleanOptionalAction, default=None,
+                        help="whether a CSV's first line names its columns (default: detected)")
+    parser.add_argument("--features", type=_names, metavar="A,B,…",
+                        help="the feature columns by name, in the network's order (default: the columns the model was "
+                             "fitted on, if it knows them, else every column" + (" but the label)" if label else ")"))
+    if label:
+        parser.add_argument("--label", metavar="NAME", help="the target column by name (default: the last column)")
 
 
 def _show_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,

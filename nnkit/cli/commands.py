@@ -19,9 +19,11 @@ def predict(args: argparse.Namespace) -> tuple[int, dict[str, Any]]:
 
     if args.json and args.output in (None, "-"):
         raise NnkitError("predict --json describes the run: write the predictions with --output FILE")
+    from nnkit.data.files import Columns
+
     network = load(args.checkpoint, grads=False).network
     rows = predict_file(network, args.input, args.output, batch_size=args.batch_size, classes=args.classes,
-                        fmt=args.format)
+                        fmt=args.format, columns=Columns(header=args.header, features=args.features))
     return 0, {"rows": rows, "output": args.output}
 
 
@@ -31,7 +33,8 @@ def evaluate(args: argparse.Namespace) -> tuple[int, dict[str, Any]]:
 
     model = Model.load(args.checkpoint, grads=False)
     if args.data:
-        data = _file_data(args.data)
+        data = _file_data(args.data, header=args.header, features=args.features, label=args.label,
+                          fitted=model.columns)
         results = {"data": model.evaluate(data.x, data.t, confusion=True)}
     else:
         results = {"training": model.evaluate(confusion=True)}
@@ -48,13 +51,25 @@ def evaluate(args: argparse.Namespace) -> tuple[int, dict[str, Any]]:
     return 0, results
 
 
-def _file_data(path: str) -> Any:
-    """The data in a file the user names (.npz with x and t; .npy or .csv, labels last)."""
+def _file_data(path: str, *, header: bool | None = None, features: tuple[str, ...] | None = None,
+               label: str | None = None, fitted: list[str] | None = None) -> Any:
+    """The data in a file the user names: .npz with x and t; a .npy, .csv or .parquet table,
+    labels last or in the column `label`, features by name or the columns the model was
+    `fitted` on (when the file names its columns)."""
     import numpy as np
 
-    from nnkit.data.builtin import FileDataset
+    from nnkit.data import Data
+    from nnkit.data.files import Columns, read_table
 
-    return FileDataset(FileDataset.Config(path=path)).load(np.random.default_rng(0))
+    if path.lower().endswith(".npz"):
+        from nnkit.data.builtin import FileDataset
+
+        return FileDataset(FileDataset.Config(path=path)).load(np.random.default_rng(0))
+    columns = Columns(header=header, features=features, label=label,
+                      features_if_named=tuple(fitted) if fitted and not features else None)
+    x, t = read_table(path, columns, with_label=True)
+    assert t is not None  # with_label
+    return Data(x, t.astype(np.int64) if np.all(t == np.round(t)) else t)
 
 
 def _confusion_table(counts: list[list[int]]) -> str:

@@ -5,7 +5,7 @@ spiral, arrays from a file, scikit-learn's bundled digits, and the word corpus o
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import numpy as np
 from pydantic import Field, model_validator
@@ -13,7 +13,7 @@ from pydantic import Field, model_validator
 from nnkit.config import Config
 from nnkit.data import Data, Dataset
 from nnkit.data.corpus import Corpus
-from nnkit.data.files import check_numbers, read_array
+from nnkit.data.files import Columns, check_numbers, read_table
 from nnkit.errors import DataError, reading
 from nnkit.hookspecs import Register, hookimpl
 from nnkit.paths import open_regular
@@ -68,15 +68,21 @@ class Spiral(Dataset):
 
 class FileConfig(Config):
     type: Literal["file"] = "file"
-    path: str = Field(min_length=1, max_length=4096)  # .npz, .npy or .csv; relative to the model file
-    label_column: int = Field(default=-1, ge=-100_000, le=100_000)  # .npy/.csv: the column holding t
-    skip_rows: int = Field(default=0, ge=0, le=1_000_000)  # .csv: header lines to skip
+    path: str = Field(min_length=1, max_length=4096)  # .npz, .npy, .csv or .parquet; relative to the model file
+    label_column: int = Field(default=-1, ge=-100_000, le=100_000)  # .npy/.csv/.parquet: the column holding t
+    skip_rows: int = Field(default=0, ge=0, le=1_000_000)  # .csv: lines to skip before the header or data
     labels: Literal["int", "float"] = "int"  # class indices, or real-valued targets
+    header: bool | None = None  # .csv: the first line names the columns (default: detected)
+    # The feature columns by name, in the network's order (default: all but the label).
+    features: list[Annotated[str, Field(min_length=1, max_length=256)]] | None = Field(default=None, min_length=1,
+                                                                                       max_length=100_000)
+    label: str | None = Field(default=None, min_length=1, max_length=256)  # the target column by name
 
 
 class FileDataset(Dataset):
-    """Arrays from a file: `.npz` holding `x` and `t`; `.npy` (2-D) or `.csv` with the
-    targets in `label_column` and the features in the other columns. Never unpickles."""
+    """Arrays from a file: `.npz` holding `x` and `t`; a table (`.npy`, `.csv` with or without
+    a header, `.parquet`) with the targets in `label` (by name) or `label_column` and the
+    features in `features` (by name) or every other column. Never unpickles."""
 
     Config = FileConfig
     config: FileConfig
@@ -96,16 +102,14 @@ class FileDataset(Dataset):
             check_numbers(x, f"{path}: x")
             check_numbers(t, f"{path}: t")
             return Data(x, t)
-        table = read_array(path, skip_rows=c.skip_rows)
-        if table.ndim != 2 or table.shape[1] < 2:
-            raise ValueError(f"{path}: expected a table with feature columns and a label column, got {table.shape}")
-        column = c.label_column % table.shape[1]
-        t = table[:, column]
+        columns = Columns(header=c.header, features=tuple(c.features) if c.features else None, label=c.label)
+        x, t = read_table(path, columns, with_label=True, label_column=c.label_column, skip_rows=c.skip_rows)
+        assert t is not None  # with_label
         if c.labels == "int":
             if not np.all(t == np.round(t)):
-                raise ValueError(f"{path}: column {c.label_column} holds non-integer labels")
+                raise ValueError(f"{path}: column {c.label or c.label_column} holds non-integer labels")
             t = t.astype(np.int64)
-        return Data(np.ascontiguousarray(np.delete(table, column, axis=1)), t)
+        return Data(x, t)
 
 
 def bundled(name: str) -> Any:
