@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import json
+import math
 import sys
 from pathlib import Path
 from typing import Any, BinaryIO, Literal, TextIO
@@ -44,10 +45,21 @@ def predict_file(network: Network, input_path: str | Path, output: str | Path | 
         columns = dataclasses.replace(columns, features_if_named=_fitted_columns(network))
     rows = row_count(input_path, columns.header) if target is not None and target.suffix.lower() == ".npy" else None
     with batches(input_path, batch_size, columns) as chunks:  # checks the input before anything is written
+        _check_width(network, chunks.names, input_path)
         if target is None:
             out = stdout or sys.stdout
             return _predict_all(network, chunks, batch_size, classes, lambda y: out.write(_rows_text(y, fmt)))
         return _predict_to_file(network, target, chunks, batch_size, classes, rows)
+
+
+def _check_width(network: Network, names: list[str] | None, path: str | Path) -> None:
+    """A table that names its columns and has more or fewer than the network takes: say
+    which it has, and how to choose."""
+    assert network.spec.inputs is not None
+    width = sum(math.prod(network.spec.inputs[n].shape) for n in network.input_names)
+    if names is not None and len(names) != width:
+        raise DataError(f"{path}: {len(names)} columns ({', '.join(names)}), but the network takes {width} values per "
+                        "row; choose the feature columns by name (--features, or Columns(features=...))")
 
 
 def _fitted_columns(network: Network) -> tuple[str, ...] | None:

@@ -93,6 +93,15 @@ def test_predict_on_a_headed_csv_equals_predict_on_the_array(checkpoint: Path, t
     assert np.array_equal(np.load(tmp_path / "y.npy"), network.predict(X))
 
 
+def test_a_headed_table_of_the_wrong_width_says_how_to_choose(checkpoint: Path, tmp_path: Path) -> None:
+    network = nnkit.load(checkpoint, grads=False).network
+    path = write_csv(tmp_path / "d.csv", "f1,f2,y", [X[:, 0], X[:, 1], T])
+    with pytest.raises(nnkit.DataError, match=r"d.csv: 3 columns \(f1, f2, y\), but the network takes 2 values per "
+                                              r"row; choose the feature columns by name \(--features"):
+        predict_file(network, path, tmp_path / "y.npy")
+    assert not (tmp_path / "y.npy").exists()
+
+
 def test_a_model_fitted_on_a_frame_picks_its_columns_from_a_header(tmp_path: Path) -> None:
     pandas = pytest.importorskip("pandas")
     frame = pandas.DataFrame({"f1": X[:, 0], "f2": X[:, 1]})

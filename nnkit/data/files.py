@@ -257,10 +257,12 @@ class Batches:
         if batch_size < 1:
             raise DataError(f"the batch size must be at least 1, not {batch_size}")
         suffix = suffix_of(self.path)
+        #: The names of the columns each batch holds, when the file names them.
+        self.names: list[str] | None = None
         if suffix == ".parquet":
             from nnkit.data.parquet import parquet_batches
 
-            self.file, self._rows = parquet_batches(self.path, batch_size, columns)
+            self.file, self.names, self._rows = parquet_batches(self.path, batch_size, columns)
             return
         self.file = _opened(self.path)
         try:
@@ -272,6 +274,8 @@ class Batches:
                 with reading(self.path, DataError, "data file"):
                     names, first = _first_line(self.file, columns.header, self.path)
                 chosen, _ = columns.indices(names, self.path, with_label=False)
+                if names is not None:
+                    self.names = [names[i] for i in chosen] if chosen is not None else names
                 self._rows = _csv_batches(self.file, self.path, batch_size, first, chosen, names)
         except BaseException:
             self.file.close()

@@ -69,8 +69,10 @@ def read_parquet(path: Path, columns: Columns, *, with_label: bool,
     return split_columns(table, names, columns, path, with_label=with_label, label_column=label_column)
 
 
-def parquet_batches(path: Path, batch_size: int, columns: Columns) -> tuple[BinaryIO, Iterator[np.ndarray]]:
-    """The open file and its feature rows, batch_size at a time, the chosen columns only."""
+def parquet_batches(path: Path, batch_size: int,
+                    columns: Columns) -> tuple[BinaryIO, list[str], Iterator[np.ndarray]]:
+    """The open file, the chosen columns' names, and its rows of those columns, batch_size
+    at a time."""
     f, parquet = _open(path)
     try:
         names = list(parquet.schema_arrow.names)
@@ -79,7 +81,7 @@ def parquet_batches(path: Path, batch_size: int, columns: Columns) -> tuple[Bina
     except BaseException:
         f.close()
         raise
-    return f, _batches(parquet, path, batch_size, selected)
+    return f, selected, _batches(parquet, path, batch_size, selected)
 
 
 def _batches(parquet: Any, path: Path, batch_size: int, selected: list[str]) -> Iterator[np.ndarray]:
