@@ -25,6 +25,7 @@ ort = pytest.importorskip("onnxruntime")
 
 #: "within 1e-5 (float32) / 1e-10 (float64)" of nnkit predict
 TOLERANCE = {"float32": 1e-5, "float64": 1e-10}
+GRAPHS = 30  # random graphs; together they use every built-in layer (checked below)
 EXAMPLE_FILES = ["spiral", "digits", "cbow", "sequence", "regression"]
 
 
@@ -120,11 +121,14 @@ def test_every_registered_layer_converts(case: str, cls: type[Layer], config: di
 
 
 def _random_graph(rng: np.random.Generator) -> dict[str, Any]:
-    """A DAG over (D,) features: affine maps, activations, joins of two earlier nodes,
-    Repeat/Sum pairs, a reshaping MatMul; a classifier's, binary or regression loss."""
+    """A DAG over (D,) features from a float input and an embedded id: affine maps,
+    activations, joins of earlier nodes, Repeat/Sum pairs, dropout; every node not used
+    later concatenated into the output; a classifier's, binary or regression loss."""
     width = int(rng.integers(2, 6))
-    nodes: list[dict[str, Any]] = [{"name": "n0", "type": "Affine", "units": width, "inputs": ["x"]}]
-    shapes = {"x": 3, "n0": width}
+    nodes: list[dict[str, Any]] = [{"name": "n0", "type": "Affine", "units": width, "inputs": ["x"]},
+                                   {"name": "e0", "type": "Embedding", "vocab_size": 7, "units": width,
+                                    "inputs": ["ids"]}]  # one id per sample → (width,)
+    shapes = {"x": 3, "n0": width, "e0": width}
     for k in range(1, int(rng.integers(3, 9))):
         name, earlier = f"n{k}", list(shapes)
         kind = rng.choice(["Affine", "MatMul", "act", "join", "Concat", "RepeatSum", "Dropout"])
@@ -157,17 +161,18 @@ def _random_graph(rng: np.random.Generator) -> dict[str, Any]:
     dangling = [n["name"] for n in nodes if n["name"] not in used]  # every node must reach the output
     nodes.append({"name": "all", "type": "Concat", "inputs": dangling})
     nodes.append({"name": "out", "type": "Affine", "units": 3, "inputs": ["all"]})
-    loss = str(rng.choice(["SoftmaxWithLoss", "SigmoidWithLoss", "MeanSquaredError", "Huber"]))
-    return {"format_version": 1, "dtype": str(rng.choice(["float64", "float32"])), "inputs": {"x": {"shape": [3]}},
+    loss = str(rng.choice(["SoftmaxWithLoss", "SigmoidWithLoss", "MeanSquaredError", "MeanAbsoluteError", "Huber"]))
+    return {"format_version": 1, "dtype": str(rng.choice(["float64", "float32"])),
+            "inputs": {"x": {"shape": [3]}, "ids": {"shape": [], "dtype": "int"}},
             "nodes": nodes, "loss": {"type": loss}}
 
 
-@pytest.mark.parametrize("seed", range(12))
+@pytest.mark.parametrize("seed", range(GRAPHS))
 def test_randomised_graphs_of_builtin_layers(seed: int) -> None:
     rng = np.random.default_rng(seed)
     spec = nnkit.validate_spec(_random_graph(rng))
     network = nnkit.Network.from_spec(spec, nnkit.get_registry(), rng=rng)
-    assert_matches(network, rng.standard_normal((17, 3)))
+    assert_matches(network, {"x": rng.standard_normal((17, 3)), "ids": rng.integers(0, 7, size=17)})
 
 
 def _scaled_tanh_network(registry: nnkit.Registry) -> nnkit.Network:
@@ -231,3 +236,13 @@ def test_cli_export_then_onnx_runtime_reproduces_nnkit_predict(tmp_path: Path) -
     assert again.stdout.strip() == "wrote s-2.onnx (onnx)"  # the default name never replaces a file
     got = run_onnx(onnx.load(str(tmp_path / "s.onnx")), {"x": x})[0]
     np.testing.assert_allclose(got, np.load(tmp_path / "y.npy"), rtol=0, atol=1e-10)
+
+
+def test_the_random_graphs_use_every_builtin_layer() -> None:
+    from nnkit.layers import BUILTIN_LAYERS
+
+    used: set[str] = set()
+    for seed in range(GRAPHS):
+        graph = _random_graph(np.random.default_rng(seed))
+        used |= {n["type"] for n in graph["nodes"]} | {graph["loss"]["type"]}
+    assert {type_name_of(c) for c in BUILTIN_LAYERS} <= used
