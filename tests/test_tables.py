@@ -190,3 +190,29 @@ def test_evaluate_a_parquet_file_by_label_name(checkpoint: Path, tmp_path: Path)
     missing = subprocess.run([*CLI, "evaluate", str(checkpoint), "--data", "d.parquet", "--label", "z"],
                              cwd=tmp_path, capture_output=True, text=True)
     assert missing.returncode == 1 and missing.stderr == "nnkit: error: d.parquet: no column 'z' (columns: f1, f2, y)\n"
+
+
+def _peak_mib_of_predict(checkpoint: Path, path: Path, tmp_path: Path) -> float:
+    """The high-water mark of a fresh process's memory (VmHWM: of this process image
+    alone, unlike ru_maxrss, which a child inherits from its parent) over a predict."""
+    script = f"""
+from nnkit.cli import main
+assert main(['predict', {str(checkpoint)!r}, '--input', {str(path)!r}, '--output', 'out.npy']) == 0
+print(next(line for line in open('/proc/self/status') if line.startswith('VmHWM')).split()[1])
+"""
+    done = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, check=True)
+    return int(done.stdout.split()[-1]) / 1024
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads VmHWM from /proc")
+def test_parquet_predict_stays_in_flat_memory(checkpoint: Path, tmp_path: Path) -> None:
+    """2,000,000 rows (32 MB of features, 48 MB of outputs) take no more memory than
+    20,000: the file is read a row group at a time and nothing read ahead is kept."""
+    rng = np.random.default_rng(0)
+    for rows in (20_000, 2_000_000):
+        x = rng.standard_normal((rows, 2))
+        parquet.write_table(pyarrow.table({"f1": x[:, 0], "f2": x[:, 1]}), tmp_path / f"{rows}.parquet",
+                            row_group_size=65_536)
+    small = _peak_mib_of_predict(checkpoint, tmp_path / "20000.parquet", tmp_path)
+    large = _peak_mib_of_predict(checkpoint, tmp_path / "2000000.parquet", tmp_path)
+    assert large - small < 16, f"peak {small:.0f} MiB for 20,000 rows, {large:.0f} MiB for 2,000,000"

@@ -30,7 +30,8 @@ def _open(path: Path) -> tuple[BinaryIO, Any]:
     pyarrow = _parquet()
     f = open_regular(path, DataError, "data file")
     try:
-        return f, pyarrow.parquet.ParquetFile(f)
+        # pre_buffer off: with it, pyarrow keeps what it read ahead, and memory grows with the file.
+        return f, pyarrow.parquet.ParquetFile(f, pre_buffer=False)
     except (pyarrow.ArrowException, OSError, ValueError) as exc:
         f.close()
         raise DataError(f"{path}: not a readable Parquet file: {exc}") from None
