@@ -48,6 +48,7 @@ _EXPORTS = {
     "load_registry": "nnkit.plugins",
     "read_model_file": "nnkit.api",
     "save": "nnkit.api",
+    "sweep": "nnkit.sweeps",
     "validate_spec": "nnkit.api",
     "verify": "nnkit.checkpoint",
     "__version__": "nnkit.version",
@@ -59,7 +60,7 @@ __all__ = [
     "ModelFileError", "Network", "NetworkPlan", "NnkitError", "Optimizer", "OptimizerConfig",
     "ParamRef", "PluginError", "PluginInfo", "Registry", "Spec", "TrainingError", "TrainingState",
     "__version__", "get_registry", "hookimpl", "inspect", "load", "load_into", "load_registry",
-    "read_model_file", "save", "validate_spec", "verify",
+    "read_model_file", "save", "sweep", "validate_spec", "verify",
 ]
 
 
@@ -100,6 +101,7 @@ if TYPE_CHECKING:  # what type checkers and editors see
     from nnkit.plugins import get_registry, load_registry
     from nnkit.registry import PluginInfo, Registry
     from nnkit.spec import Spec
+    from nnkit.sweeps import sweep
     from nnkit.training.callbacks import Callback
     from nnkit.training.state import TrainingState
     from nnkit.version import __version__

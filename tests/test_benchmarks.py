@@ -38,3 +38,10 @@ def test_bench_rnn_runs() -> None:
     pytest.importorskip("nnkit_rnn")
     out = run("bench_rnn.py", "--sizes", "small", "--rounds", "1", "--no-torch")
     assert "LSTM  small" in out and "GRU   small" in out and "RNN   small" in out
+
+
+def test_bench_sweep_runs() -> None:
+    pytest.importorskip("optuna")
+    pytest.importorskip("distributed")
+    out = run("bench_sweep.py", "--epochs", "5", "--rounds", "1")
+    assert "serial nnkit train loop" in out and "speed-up" in out and "engine overhead" in out

@@ -249,11 +249,14 @@ def test_every_command_speaks_one_json_contract(tmp_path: Path, capsys) -> None:
     model = str(EXAMPLES / "spiral.toml")
     ckpt, x = tmp_path / "s.nnk", tmp_path / "x.npy"
     np.save(x, np.zeros((3, 2)))
+    sweep = tmp_path / "sweep.toml"
+    sweep.write_text(f'model = "{model}"\ntrials = 1\n[space]\n"train.epochs" = {{ choice = [2] }}\n')
     runs = {
         "train": ["train", model, "--epochs", "2", "-o", str(ckpt)],
         "predict": ["predict", str(ckpt), "--input", str(x), "--output", str(tmp_path / "y.npy")],
         "evaluate": ["evaluate", str(ckpt)],
         "export": ["export", str(ckpt), "--out", str(tmp_path / "w.safetensors")],
+        "sweep": ["sweep", str(sweep), "--workers", "1", "--out", str(tmp_path / "sweep")],
         "validate": ["validate", model],
         "migrate": ["migrate", model, "--out", str(tmp_path / "m.toml")],
         "inspect": ["inspect", str(ckpt), "--verify"],

@@ -19,7 +19,18 @@ from .conftest import EXAMPLES
 PLUGIN_EXAMPLES = {"sequence.toml": "TimeLSTM"}
 
 
-@pytest.mark.parametrize("path", sorted(EXAMPLES.glob("*.toml")), ids=lambda p: p.name)
+MODEL_FILES = sorted(p for p in EXAMPLES.glob("*.toml") if not p.name.endswith("-sweep.toml"))
+
+
+@pytest.mark.parametrize("path", sorted(EXAMPLES.glob("*-sweep.toml")), ids=lambda p: p.name)
+def test_every_example_sweep_file_validates(path: Path) -> None:
+    pytest.importorskip("optuna")
+    from nnkit.sweeps.spec import read_sweep_file
+
+    assert read_sweep_file(path, nnkit.get_registry()).file.space  # every trial it can make checked
+
+
+@pytest.mark.parametrize("path", MODEL_FILES, ids=lambda p: p.name)
 def test_every_example_validates_and_trains(path: Path, tmp_path: Path) -> None:
     needs = PLUGIN_EXAMPLES.get(path.name)
     if needs and nnkit.get_registry().find("layer", needs) is None:

@@ -13,7 +13,8 @@ from nnkit.modelfile.schema import model_schema
 
 from .conftest import EXAMPLES, ROOT
 
-EXAMPLE_FILES = sorted(EXAMPLES.glob("*.toml"))
+EXAMPLE_FILES = sorted(p for p in EXAMPLES.glob("*.toml") if not p.name.endswith("-sweep.toml"))
+SWEEP_FILES = sorted(EXAMPLES.glob("*-sweep.toml"))
 
 
 @pytest.fixture(scope="module")
@@ -70,3 +71,11 @@ def test_every_field_of_the_schema_has_a_description() -> None:
             for field, prop in definition.get("properties", {}).items() if not prop.get("description")]
     assert not bare, f"fields without a description (write a comment beside them): {bare}"
     assert schema["$defs"]["AffineConfig"]["properties"]["units"]["description"] == "output width H"
+
+
+def test_example_sweep_files_validate_against_the_sweep_schema() -> None:
+    committed = json.loads((ROOT / "schemas" / "sweep.schema.json").read_text())
+    jsonschema.Draft202012Validator.check_schema(committed)
+    assert SWEEP_FILES
+    for path in SWEEP_FILES:
+        jsonschema.validate(parse_text(read_text(path), "toml", str(path)), committed)

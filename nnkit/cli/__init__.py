@@ -33,7 +33,8 @@ def _positive(text: str) -> int:
     return value
 
 
-COMMANDS = ("train", "predict", "evaluate", "export", "validate", "migrate", "inspect", "plot", "plugins", "schema")
+COMMANDS = ("train", "predict", "evaluate", "export", "sweep", "validate", "migrate", "inspect", "plot", "plugins",
+            "schema")
 EXAMPLES = """examples:
   nnkit train examples/spiral.toml -o spiral.nnk       train, save the checkpoint
   nnkit train --resume spiral.nnk --epochs 400         train on to 400 epochs in all
@@ -105,6 +106,19 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--grads", action="store_true", help="safetensors: the grads too, as <name>.grad")
     export.set_defaults(run=commands.export)
 
+    sweep = command("sweep", "search a model file's settings with Optuna, trials on a Dask cluster",
+                    "nnkit sweep examples/spiral-sweep.toml --workers 2")
+    sweep.add_argument("sweep", help="the sweep file (.toml, .json, .yaml): base model file, space, metric, trials")
+    sweep.add_argument("--scheduler", metavar="ADDRESS", help="an existing Dask scheduler, e.g. tcp://host:8786 "
+                                                             "(default: a local cluster of worker processes)")
+    sweep.add_argument("--workers", type=_positive, help="local worker processes (default: one per core)")
+    sweep.add_argument("--storage", metavar="URL", help="the Optuna study's storage, e.g. postgresql://… "
+                                                       "(default: SQLite in the sweep's folder)")
+    sweep.add_argument("--out", "-o", help="the sweep's folder: study, trials, best.nnk, results.json (default: "
+                                           "<sweep file stem>.sweep here); running again continues the study")
+    sweep.add_argument("--quiet", "-q", action="store_true", help="no live status line")
+    sweep.set_defaults(run=commands.sweep)
+
     validate = command("validate", "check a model file: schema, graph, shapes, param count",
                        "nnkit validate examples/spiral.toml")
     validate.add_argument("model", help="the model file to check")
@@ -122,7 +136,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     plot = command("plot", "draw the loss and metric curves, or the decision regions",
                    "nnkit plot spiral.nnk --boundary --out regions.png")
-    plot.add_argument("checkpoint", help="a checkpoint written by nnkit train")
+    plot.add_argument("checkpoint", help="a checkpoint written by nnkit train, or a sweep's folder (metric vs "
+                                         "each setting, and the optimisation history)")
     plot.add_argument("--out", required=True, help="the picture to write (.png, .svg, .pdf)")
     plot.add_argument("--boundary", action="store_true", help="decision regions of a 2-feature network, data on top")
     plot.add_argument("--data", help="with --boundary: the points to draw (.npz with x and t; .npy or .csv, labels "
@@ -133,10 +148,10 @@ def build_parser() -> argparse.ArgumentParser:
     plugins = command("plugins", "list plugins and what they provide", "nnkit plugins --json")
     plugins.set_defaults(run=commands.plugins)
 
-    schema = command("schema", "JSON Schema of model files (for editors) or checkpoint headers",
+    schema = command("schema", "JSON Schema of model files (for editors), sweep files or checkpoint headers",
                      "nnkit schema --out model.schema.json")
-    schema.add_argument("kind", nargs="?", choices=("model", "checkpoint"), default="model",
-                        help="model files (default) or checkpoint headers")
+    schema.add_argument("kind", nargs="?", choices=("model", "sweep", "checkpoint"), default="model",
+                        help="model files (default), sweep files or checkpoint headers")
     schema.add_argument("--out", help="write here (default: stdout); nnkit's copies are in schemas/")
     schema.set_defaults(run=commands.schema)
     return parser

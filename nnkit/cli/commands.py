@@ -154,10 +154,39 @@ def inspect(args: argparse.Namespace) -> tuple[int, dict[str, Any]]:
     return 0, info
 
 
+def sweep(args: argparse.Namespace) -> tuple[int, dict[str, Any]]:
+    from nnkit.sweeps import results_table, run_file
+    from nnkit.sweeps.engine import stderr_status
+
+    status = None if args.quiet or args.json else stderr_status()
+    outcome = run_file(args.sweep, out=args.out, scheduler=args.scheduler, workers=args.workers,
+                       storage=args.storage, on_status=status)
+    summary = outcome.summary
+    if status is not None and sys.stderr.isatty():
+        print(file=sys.stderr)
+    if not args.json:
+        print(results_table(summary))
+        if outcome.best is not None:
+            print(f"best: trial {outcome.best['number']}, {summary['metric']} {outcome.best['value']:.4g}; "
+                  f"saved {outcome.folder / 'best.nnk'}")
+    if outcome.interrupted:
+        print(f"nnkit: interrupted; run the same command again to continue the study in {outcome.folder}",
+              file=sys.stderr)
+        return 130, summary
+    return 0, {**summary, "folder": str(outcome.folder)}
+
+
 def plot(args: argparse.Namespace) -> tuple[int, dict[str, Any]]:
     from nnkit.model import Model
     from nnkit.plot import plot_boundary, plot_history
 
+    if Path(args.checkpoint).is_dir():
+        from nnkit.sweeps.plot import plot_sweep
+
+        plot_sweep(args.checkpoint, args.out)
+        if not args.json:
+            print(f"wrote {args.out}")
+        return 0, {"wrote": args.out}
     model = Model.load(args.checkpoint, grads=False)
     title = model.spec.name or Path(args.checkpoint).stem
     if args.boundary:
@@ -197,6 +226,10 @@ def schema(args: argparse.Namespace) -> tuple[int, dict[str, Any]]:
         from nnkit.checkpoint.header import header_schema
 
         document = header_schema()
+    elif args.kind == "sweep":
+        from nnkit.sweeps.spec import sweep_schema
+
+        document = sweep_schema()
     else:
         document = model_schema(get_registry())
     if args.out in (None, "-"):

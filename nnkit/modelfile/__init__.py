@@ -25,7 +25,7 @@ from nnkit.normalise import normalise
 from nnkit.registry import Kind, Registry
 from nnkit.spec import Spec, spec_model
 
-__all__ = ["migrate_file", "read_model_file", "validate_spec", "write_model_file"]
+__all__ = ["migrate_file", "position", "read_model_file", "validate_spec", "write_model_file"]
 
 
 def read_model_file(path: str | Path, registry: Registry) -> Spec:
@@ -49,18 +49,19 @@ def validate_spec(data: dict[str, Any], source: str, registry: Registry,
         path = _data_path(list(errors[0]["loc"]), data)
         if errors[0]["type"] == "union_tag_invalid":
             path += ("type",)  # point at the unknown name itself
-        where = _position(text, fmt, path) if text is not None else None
+        where = position(text, fmt, path) if text is not None else None
         prefix = f"{source}:{where[0]}:{where[1]}" if where else source
         raise ModelFileError(f"{prefix}: " + "; ".join(messages)) from None
     try:
         return normalise(validated, registry)
     except ValueError as exc:  # the graph: names, references, cycles, unused nodes
         index = getattr(exc, "index", None)
-        where = _position(text, fmt, ("nodes", index)) if text is not None and index is not None else None
+        where = position(text, fmt, ("nodes", index)) if text is not None and index is not None else None
         raise ModelFileError(f"{source}:{where[0]}:{where[1]}: {exc}" if where else f"{source}: {exc}") from None
 
 
-def _position(text: str, fmt: str | None, path: tuple[Any, ...]) -> tuple[int, int] | None:
+def position(text: str, fmt: str | None, path: tuple[Any, ...]) -> tuple[int, int] | None:
+    """(line, column) of the field at `path` (keys and indices) in a file's text, if found."""
     try:
         if fmt == "toml":
             return toml_position(text, path)

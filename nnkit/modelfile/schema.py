@@ -26,8 +26,8 @@ def model_schema(registry: Registry) -> dict[str, Any]:
     schema = model.model_json_schema(by_alias=True)
     classes = _strict_classes()
     for name, definition in schema.get("$defs", {}).items():
-        _describe(definition, classes.get(name))
-    _describe(schema, model)
+        describe(definition, classes.get(name))
+    describe(schema, model)
     return {"$schema": SCHEMA_DIALECT, **schema, "title": "nnkit model file"}
 
 
@@ -36,7 +36,8 @@ def schema_text(schema: dict[str, Any]) -> str:
     return json.dumps(schema, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
 
 
-def _describe(definition: dict[str, Any], cls: type | None) -> None:
+def describe(definition: dict[str, Any], cls: type | None) -> None:
+    """Give each property of `definition` the comment beside its field in `cls`."""
     comments = field_comments(cls) if cls is not None else {}
     for name, prop in definition.get("properties", {}).items():
         text = comments.get(name) or comments.get(name.lstrip("$") + "_url") or _GENERIC.get(name)
