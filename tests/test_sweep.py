@@ -301,3 +301,24 @@ def test_the_python_api_returns_the_trials(local_grid: tuple[Path, Any]) -> None
     assert isinstance(frame, pandas.DataFrame) and len(frame) == 6
     assert set(frame.columns) >= {"number", "state", "value", "settings", "seconds", "checkpoint"}
     assert frame["value"].min() == outcome.best["value"]
+
+
+def test_json_and_yaml_sweep_files_point_at_their_errors(tmp_path: Path) -> None:
+    good = {"model": str(SPIRAL), "trials": 2, "space": {"optimizer.lr": {"choice": [0.5, 1.0]}}}
+    (tmp_path / "s.json").write_text(json.dumps(good, indent=1))
+    assert read_sweep_file(tmp_path / "s.json", nnkit.get_registry()).file.trials == 2
+    (tmp_path / "s.yaml").write_text(f"model: {SPIRAL}\nspace:\n  optimizer.lr:\n    log_uniform: [0.0, 1.0]\n")
+    with pytest.raises(nnkit.ModelFileError, match=r"s.yaml:3:3: space.optimizer.lr: log_uniform needs 0 < low"):
+        read_sweep_file(tmp_path / "s.yaml", nnkit.get_registry())
+
+
+def test_without_the_extra_the_command_says_what_to_install(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "optuna" else real(name, *a))
+    path = sweep_file(tmp_path, 'trials = 1\n[space]\n"optimizer.lr" = { choice = [1.0] }', epochs=2)
+    assert main(["sweep", str(path), "--out", str(tmp_path / "out")]) == 1
+    assert capsys.readouterr().err == ("nnkit: error: nnkit sweep needs Optuna and Dask distributed: "
+                                       "pip install 'nnkit-numpy[sweep]'\n")
