@@ -56,6 +56,12 @@ class Metric:
     def __call__(self, probabilities: np.ndarray, t: np.ndarray) -> float:
         raise NotImplementedError
 
+    def finish(self, mean: float) -> float:
+        """The reported value from the mean of the calls' values over an epoch's batches
+        (or from the one call over all samples): itself, unless the metric averages
+        something else (perplexity averages the log-likelihood, then exponentiates)."""
+        return mean
+
 
 class AccuracyConfig(ComponentConfig):
     type: Literal["accuracy"] = "accuracy"
@@ -145,7 +151,34 @@ class R2(Metric):
         return 1.0 - residual / total if total > 0 else float("nan")
 
 
+class PerplexityConfig(ComponentConfig):
+    type: Literal["perplexity"] = "perplexity"
+
+
+class Perplexity(Metric):
+    """exp(mean cross-entropy): how many words a language model hesitates between, as the
+    book reports it (exp of the mean over batches of each batch's mean loss). probabilities
+    (N, ..., C) against class indices (N, ...) or one-hot; negative (ignored) labels are
+    left out. 1 is perfect; a uniform guess over C classes scores C."""
+
+    Config = PerplexityConfig
+    greater_is_better = False
+
+    def __call__(self, probabilities: np.ndarray, t: np.ndarray) -> float:
+        c = probabilities.shape[-1]
+        labels = class_indices(t, probabilities.shape).reshape(-1)
+        scored = labels >= 0
+        if not scored.any():
+            return float("nan")
+        rows = probabilities.reshape(-1, c)[scored]
+        p = rows[np.arange(len(rows)), labels[scored]]
+        return float(-np.mean(np.log(np.maximum(p, np.finfo(p.dtype).tiny))))  # the mean log-loss
+
+    def finish(self, mean: float) -> float:
+        return float(np.exp(mean))
+
+
 @hookimpl
 def register_metrics(register: Register) -> None:
-    for metric in (Accuracy, TopKAccuracy, MeanAbsoluteError, MeanSquaredError, R2):
+    for metric in (Accuracy, TopKAccuracy, Perplexity, MeanAbsoluteError, MeanSquaredError, R2):
         register(metric)

@@ -44,6 +44,9 @@ class Optimizer:
         self.config = config
         self.iterations = 0  # number of `update` calls so far
         self.total_steps = 1  # set by the runner so that schedules know the run's length
+        #: A factor on every step's lr that callbacks may change (reduce_on_plateau), kept
+        #: in their own state.
+        self.lr_scale = 1.0
         self.state: list[dict[str, np.ndarray]] | None = None
         self._scratch: list[np.ndarray] = []
 
@@ -51,11 +54,11 @@ class Optimizer:
         """The learning rate for update number `step` (from 0)."""
         c = self.config
         if c.warmup_steps == 0 and c.schedule.type == "constant":
-            return c.lr
+            return c.lr * self.lr_scale
         factor = c.schedule.factor(step, self.total_steps)
         if c.warmup_steps:
             factor *= min(1.0, (step + 1) / c.warmup_steps)
-        return c.lr * factor
+        return c.lr * factor * self.lr_scale
 
     def _ensure_state(self, params: list[np.ndarray]) -> list[dict[str, np.ndarray]]:
         if self.state is None or len(self.state) != len(params):

@@ -315,5 +315,8 @@ class EarlyStopping(Callback):
 
 @hookimpl
 def register_callbacks(register: Register) -> None:
+    from nnkit.training.plateau import ReduceOnPlateau  # it builds on this module
+
     register(Checkpointing)
     register(EarlyStopping)
+    register(ReduceOnPlateau)

@@ -286,7 +286,8 @@ class Runner:
                 break  # stopped mid-epoch: position and order stay for a resume
             progress.epoch += 1
             progress.position = 0
-            record: dict[str, Any] = {"epoch": progress.epoch, **{k: v / steps for k, v in running.items()}}
+            record: dict[str, Any] = {"epoch": progress.epoch, "loss": running["loss"] / steps,
+                                      **{m.name: m.finish(running[m.name] / steps) for m in self.metrics}}
             if validation is not None:
                 scores = self.evaluate(*validation)
                 record.update({f"val_{k}": v for k, v in scores.items() if k != "samples"})
@@ -318,8 +319,8 @@ class Runner:
             loss_sum += result.loss * len(tb)
             chunks.append(result.predictions)
         predictions = np.concatenate(chunks)
-        scores: dict[str, Any] = {"loss": loss_sum / n, **{m.name: m(predictions, t) for m in self.metrics},
-                                  "samples": n}
+        scores: dict[str, Any] = {"loss": loss_sum / n,
+                                  **{m.name: m.finish(m(predictions, t)) for m in self.metrics}, "samples": n}
         if confusion:
             scores["confusion"] = confusion_matrix(predictions, t)
         return scores

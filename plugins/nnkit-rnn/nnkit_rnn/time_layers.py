@@ -58,3 +58,5 @@ class TimeSoftmaxWithLoss(SoftmaxWithLoss):
 
     Config = TimeSoftmaxWithLossConfig  # type: ignore[assignment]
     examples = [({}, [(4, 3)])]
+    #: A language model's loss: perplexity, as the book reports it, and accuracy.
+    default_metrics = ("perplexity", "accuracy")
