@@ -190,6 +190,10 @@ class LossLayer(Layer):
         """Scores → the model's output for users (probabilities for classifiers)."""
         raise NotImplementedError
 
+    def prepare(self, t: np.ndarray) -> None:
+        """Called with the training targets before each `fit`, for a loss that needs their
+        statistics (negative sampling's word frequencies); most need nothing."""
+
     def last_predictions(self) -> np.ndarray | None:
         """`predict` of the scores the last `forward` saw, if the layer kept them (it saves
         the runner a second softmax per step); None = call `predict`."""

@@ -127,8 +127,10 @@ def _random_graph(rng: np.random.Generator) -> dict[str, Any]:
     width = int(rng.integers(2, 6))
     nodes: list[dict[str, Any]] = [{"name": "n0", "type": "Affine", "units": width, "inputs": ["x"]},
                                    {"name": "e0", "type": "Embedding", "vocab_size": 7, "units": width,
-                                    "inputs": ["ids"]}]  # one id per sample → (width,)
-    shapes = {"x": 3, "n0": width, "e0": width}
+                                    "inputs": ["ids"]},  # one id per sample → (width,)
+                                   {"name": "d0", "type": "EmbeddingDot", "vocab_size": 7,
+                                    "inputs": ["n0", "pair"]}]  # n0 against two words' rows → (2,)
+    shapes = {"x": 3, "n0": width, "e0": width, "d0": 2}
     for k in range(1, int(rng.integers(3, 9))):
         name, earlier = f"n{k}", list(shapes)
         kind = rng.choice(["Affine", "MatMul", "act", "join", "Concat", "RepeatSum", "Dropout"])
@@ -161,10 +163,13 @@ def _random_graph(rng: np.random.Generator) -> dict[str, Any]:
     dangling = [n["name"] for n in nodes if n["name"] not in used]  # every node must reach the output
     nodes.append({"name": "all", "type": "Concat", "inputs": dangling})
     nodes.append({"name": "out", "type": "Affine", "units": 3, "inputs": ["all"]})
-    loss = str(rng.choice(["SoftmaxWithLoss", "SigmoidWithLoss", "MeanSquaredError", "MeanAbsoluteError", "Huber"]))
+    loss = str(rng.choice(["SoftmaxWithLoss", "SigmoidWithLoss", "MeanSquaredError", "MeanAbsoluteError", "Huber",
+                           "NegativeSamplingLoss"]))
+    options = {"vocab_size": 6, "sample_size": 2} if loss == "NegativeSamplingLoss" else {}
     return {"format_version": 1, "dtype": str(rng.choice(["float64", "float32"])),
-            "inputs": {"x": {"shape": [3]}, "ids": {"shape": [], "dtype": "int"}},
-            "nodes": nodes, "loss": {"type": loss}}
+            "inputs": {"x": {"shape": [3]}, "ids": {"shape": [], "dtype": "int"},
+                       "pair": {"shape": [2], "dtype": "int"}},
+            "nodes": nodes, "loss": {"type": loss, **options}}
 
 
 @pytest.mark.parametrize("seed", range(GRAPHS))
@@ -172,7 +177,8 @@ def test_randomised_graphs_of_builtin_layers(seed: int) -> None:
     rng = np.random.default_rng(seed)
     spec = nnkit.validate_spec(_random_graph(rng))
     network = nnkit.Network.from_spec(spec, nnkit.get_registry(), rng=rng)
-    assert_matches(network, {"x": rng.standard_normal((17, 3)), "ids": rng.integers(0, 7, size=17)})
+    assert_matches(network, {"x": rng.standard_normal((17, 3)), "ids": rng.integers(0, 7, size=17),
+                             "pair": rng.integers(0, 7, size=(17, 2))})
 
 
 def _scaled_tanh_network(registry: nnkit.Registry) -> nnkit.Network:

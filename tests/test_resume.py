@@ -136,7 +136,7 @@ def cli(*args: str) -> int:
     return main([*map(str, args)])
 
 
-@pytest.mark.parametrize("example", ["spiral", "cbow", "sequence", "digits", "regression"])
+@pytest.mark.parametrize("example", ["spiral", "cbow", "cbow-ns", "sequence", "digits", "regression"])
 def test_every_example_resumes_bit_for_bit_through_the_cli(example: str, tmp_path: Path) -> None:
     path = EXAMPLES / f"{example}.toml"
     if example == "sequence" and nnkit.get_registry().find("layer", "TimeLSTM") is None:

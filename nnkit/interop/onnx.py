@@ -136,7 +136,10 @@ def to_onnx(network: Network, registry: Registry) -> Any:
     for name in network.outputs:
         if produced[name] != name:  # an output that is also a layer's input elsewhere
             graph.nodes.append(helper.make_node("Identity", [produced[name]], [name], name=graph.fresh(f"{name}/out")))
-        outputs.append(helper.make_tensor_value_info(name, float_type, ["N", *network.shapes[name]]))
+        shape = network.shapes[name]
+        if name == scores_of and network.loss_layer is not None:  # what predict makes of the scores
+            shape = network.loss_layer.predict(np.zeros((1, *shape), dtype=network.dtype)).shape[1:]
+        outputs.append(helper.make_tensor_value_info(name, float_type, ["N", *shape]))
     inputs = [helper.make_tensor_value_info(
         name, float_type if spec.inputs[name].dtype == "float" else onnx.TensorProto.INT64,
         ["N", *spec.inputs[name].shape]) for name in network.input_names]

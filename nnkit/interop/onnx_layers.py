@@ -42,6 +42,20 @@ def embedding(layer: Any, node: NodeBuilder) -> None:
     node.add("Gather", [node.param(0), ids], node.output, axis=0)
 
 
+def embedding_dot(layer: Any, node: NodeBuilder) -> None:
+    """h · W[ids] row by row: Gather the rows (N, K, D), multiply by h (N, 1, D), sum over D."""
+    h, ids = node.inputs
+    rows = node.add("Gather", [node.param(0), node.add("Cast", [ids], to=7)], axis=0)
+    spread = node.add("Unsqueeze", [h, node.constant([1])])
+    node.add("ReduceSum", [node.add("Mul", [spread, rows]), node.constant([2])], node.output, keepdims=0)
+
+
+def negative_sampling_predict(layer: Any, node: NodeBuilder) -> None:
+    """What predict gives: softmax(h Wᵀ), a distribution over the vocabulary."""
+    scores = node.add("MatMul", [node.inputs[0], node.add("Transpose", [node.param(0)], perm=[1, 0])])
+    node.add("Softmax", [scores], node.output, axis=-1)
+
+
 def repeat(layer: Any, node: NodeBuilder) -> None:
     """np.repeat along the layer's axis: a new axis after it, tiled, merged back."""
     axis, r = layer.config.axis + 1, layer.config.repeats
@@ -75,9 +89,9 @@ CONVERTERS: dict[str, Callable[[Any, NodeBuilder], None]] = {
     "Sigmoid": elementwise("Sigmoid"), "ReLU": elementwise("Relu"), "Tanh": elementwise("Tanh"), "Softmax": softmax,
     "Dropout": elementwise("Identity"),  # inference: the identity (inverted dropout)
     "Embedding": embedding, "Repeat": repeat, "Sum": sum_axis,
-    "Concat": concat, "Add": add, "Mean": mean,
+    "Concat": concat, "Add": add, "Mean": mean, "EmbeddingDot": embedding_dot,
     # Loss layers: what `predict` applies to the scores.
     "SoftmaxWithLoss": softmax, "SigmoidWithLoss": elementwise("Sigmoid"),
     "MeanSquaredError": elementwise("Identity"), "MeanAbsoluteError": elementwise("Identity"),
-    "Huber": elementwise("Identity"),
+    "Huber": elementwise("Identity"), "NegativeSamplingLoss": negative_sampling_predict,
 }

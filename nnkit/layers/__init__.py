@@ -14,17 +14,19 @@ from nnkit.layers.linear import Affine, MatMul
 from nnkit.layers.losses import SigmoidWithLoss, SoftmaxWithLoss
 from nnkit.layers.reduce import Repeat, Sum
 from nnkit.layers.regression import Huber, MeanAbsoluteError, MeanSquaredError
+from nnkit.layers.sampling import EmbeddingDot, NegativeSamplingLoss
 
 BUILTIN_LAYERS = (
     MatMul, Affine, Sigmoid, ReLU, Tanh, Softmax,
     SoftmaxWithLoss, SigmoidWithLoss, MeanSquaredError, MeanAbsoluteError, Huber, Repeat, Sum, Dropout, Embedding,
-    Concat, Add, Mean,
+    Concat, Add, Mean, EmbeddingDot, NegativeSamplingLoss,
 )
 
 
 __all__ = [
-    "BUILTIN_LAYERS", "Add", "Affine", "Concat", "Dropout", "Embedding", "Huber", "MatMul", "Mean", "MeanAbsoluteError",
-    "MeanSquaredError", "ReLU", "Repeat", "Sigmoid", "SigmoidWithLoss", "Softmax", "SoftmaxWithLoss", "Sum", "Tanh",
+    "BUILTIN_LAYERS", "Add", "Affine", "Concat", "Dropout", "Embedding", "EmbeddingDot", "Huber", "MatMul", "Mean",
+    "MeanAbsoluteError", "MeanSquaredError", "NegativeSamplingLoss", "ReLU", "Repeat", "Sigmoid", "SigmoidWithLoss",
+    "Softmax", "SoftmaxWithLoss", "Sum", "Tanh",
 ]
 
 

@@ -171,7 +171,7 @@ def dask_client(distributed: Any, scheduler: str | None, workers: int | None, re
         n = workers or os.cpu_count() or 1
         try:
             cluster = distributed.LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
-                                               dashboard_address=None, silence_logs=40,
+                                               dashboard_address=":0", silence_logs=40,  # any free port
                                                preload=["nnkit.sweeps.trial"])
         except RuntimeError as exc:  # the worker processes could not start
             raise NnkitError(f"cannot start {n} local Dask workers ({exc}); from a script, call nnkit.sweep under "

@@ -203,6 +203,7 @@ class Runner:
         if self.network.loss_layer is None:
             raise ModelFileError(f"{self.source}: the network has no loss; add a [loss] section")
         self.network.plan.check_batch(batch, "a training step")
+        self.network.loss_layer.prepare(t)
         # A schedule spans the recipe's epochs, however many `fit` calls reach them.
         self.optimizer.total_steps = self.spec.train.epochs * steps
         self.steps_per_epoch, self.target_epochs = steps, target
