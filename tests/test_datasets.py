@@ -38,3 +38,12 @@ def test_generated_datasets_are_bounded() -> None:
     with pytest.raises(nnkit.ModelFileError, match=r"points_per_class × classes may be at most 100,000,000"):
         nnkit.validate_spec({"inputs": {"x": {"shape": [2]}}, "nodes": [{"type": "ReLU"}],
                              "data": {"type": "spiral", "points_per_class": 1_000_000, "classes": 1000}})
+
+
+def test_the_corpus_tokenizer_is_the_books_preprocess() -> None:
+    from nnkit.data.corpus import tokenize
+
+    assert tokenize("You say goodbye and I say hello.") == ["you", "say", "goodbye", "and", "i", "say", "hello", "."]
+    # PTB's tokens survive: every run of non-space characters is a word, '.' split off as the book does
+    assert tokenize("the <unk> rose $ 5 N % to 3.5 <eos>") == \
+        ["the", "<unk>", "rose", "$", "5", "n", "%", "to", "3", ".5", "<eos>"]
