@@ -190,6 +190,11 @@ class LossLayer(Layer):
         """Scores → the model's output for users (probabilities for classifiers)."""
         raise NotImplementedError
 
+    def last_accuracy(self) -> float | None:
+        """Accuracy of the last forward, if the layer can tell from what it computed
+        anyway (saves the accuracy metric a pass per step); None = compute it."""
+        return None
+
     def prepare(self, t: np.ndarray) -> None:
         """Called with the training targets before each `fit`, for a loss that needs their
         statistics (negative sampling's word frequencies); most need nothing."""

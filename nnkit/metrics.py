@@ -7,7 +7,7 @@ Plugins add metrics through the `register_metrics` hook.
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 from pydantic import Field
@@ -56,6 +56,11 @@ class Metric:
     def __call__(self, probabilities: np.ndarray, t: np.ndarray) -> float:
         raise NotImplementedError
 
+    def from_step(self, step: Any) -> float | None:
+        """The value for a training step (a `nnkit.network.LossResult`) when the metric can
+        take it from what the step computed anyway; None = call the metric."""
+        return None
+
     def finish(self, mean: float) -> float:
         """The reported value from the mean of the calls' values over an epoch's batches
         (or from the one call over all samples): itself, unless the metric averages
@@ -71,6 +76,9 @@ class Accuracy(Metric):
     """Fraction correct (argmax for classes; 0.5 threshold for binary outputs)."""
 
     Config = AccuracyConfig
+
+    def from_step(self, step: Any) -> float | None:
+        return step.loss_layer.last_accuracy()
 
     def __call__(self, probabilities: np.ndarray, t: np.ndarray) -> float:
         return accuracy(probabilities, t)

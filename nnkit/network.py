@@ -219,12 +219,12 @@ class LossResult:
 
     def __init__(self, loss: float, values: dict[str, np.ndarray], loss_layer: LossLayer, scores: np.ndarray) -> None:
         self.loss, self.values = loss, values
-        self._loss_layer, self._scores = loss_layer, scores
+        self.loss_layer, self._scores = loss_layer, scores  # the layer as its forward left it
 
     @cached_property
     def predictions(self) -> np.ndarray:
-        kept = self._loss_layer.last_predictions()
-        return kept if kept is not None else self._loss_layer.predict(self._scores)
+        kept = self.loss_layer.last_predictions()
+        return kept if kept is not None else self.loss_layer.predict(self._scores)
 
 
 class Network:

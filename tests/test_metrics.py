@@ -27,3 +27,22 @@ def test_top_k_accuracy() -> None:
     assert top2.name == "top2_accuracy"
     assert top2(P, np.array([2, 1, 0, 2])) == 0.5  # rows 0 and 1 have their class in the top 2
     assert TopKAccuracy(TopKAccuracyConfig(k=5))(P, np.array([2, 1, 0, 2])) == 1.0  # k beyond C
+
+
+@pytest.mark.parametrize("ignore", [None, -1])
+def test_accuracy_from_the_loss_step_equals_the_metric(ignore: int | None) -> None:
+    """SoftmaxWithLoss hands the accuracy metric what its forward computed; the value is
+    the metric's own, and a tied maximum falls back to the metric (argmax's first index)."""
+    from nnkit.layers.losses import SoftmaxWithLoss
+
+    config = SoftmaxWithLoss.Config(type="SoftmaxWithLoss", ignore_label=ignore)
+    layer = SoftmaxWithLoss(config, [(5,)])
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        x = rng.standard_normal((40, 5))
+        t = rng.integers(0 if ignore is None else -1, 5, size=40)
+        layer.forward(x, t)
+        assert layer.last_accuracy() == accuracy(layer.last_predictions(), t)
+    tied = np.zeros((4, 5))  # every score equal: argmax says class 0
+    layer.forward(tied, np.array([0, 1, 2, 3]))
+    assert layer.last_accuracy() is None and accuracy(layer.last_predictions(), np.array([0, 1, 2, 3])) == 0.25

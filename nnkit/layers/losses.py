@@ -77,6 +77,7 @@ class SoftmaxWithLoss(LossLayer):
         z = e.sum(axis=1)
         e /= z[:, None]
         self.y, self.labels, self.x_shape = e, labels, x.shape  # y: softmax(x), kept for backward
+        self._shifted, self._picked = shifted, picked  # what accuracy needs, already computed
         losses = np.log(z)
         losses -= picked
         if self.mask is None:
@@ -95,6 +96,20 @@ class SoftmaxWithLoss(LossLayer):
 
     def last_predictions(self) -> np.ndarray:
         return self.y.reshape(self.x_shape)
+
+    def last_accuracy(self) -> float | None:
+        """Accuracy of the last forward from what it computed: a position is right when
+        its label's score is the row's maximum (shifted score 0). Exact unless a row's
+        maximum is tied, when argmax's first-index rule decides: then None (the metric
+        computes it the long way)."""
+        shifted, picked = self._shifted, self._picked
+        if np.count_nonzero(shifted == 0.0) != len(shifted):  # some row has a tied maximum
+            return None
+        right = picked == 0.0
+        if self.mask is None:
+            return np.count_nonzero(right) / len(right) if len(right) else float("nan")
+        scored = np.count_nonzero(self.mask)
+        return np.count_nonzero(right & self.mask) / scored if scored else float("nan")
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         return softmax(x)

@@ -279,7 +279,8 @@ class Runner:
                 optimizer.update(params, grads)
                 running["loss"] += step.loss
                 for metric in self.metrics:
-                    running[metric.name] += metric(step.predictions, tb)
+                    value = metric.from_step(step)
+                    running[metric.name] += metric(step.predictions, tb) if value is None else value
                 progress.position += 1
                 progress.step += 1
                 hooks.on_step_end(self, progress.step, step.loss)
