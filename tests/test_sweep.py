@@ -155,12 +155,27 @@ def test_a_diverging_trial_is_failed_with_its_reason(tmp_path: Path) -> None:
     assert outcome.best is not None and outcome.best["settings"]["optimizer.lr"] == 1.0
 
 
-def test_an_unknown_metric_fails_each_trial_naming_the_records(tmp_path: Path) -> None:
+def test_an_unknown_metric_is_refused_before_anything_runs(tmp_path: Path) -> None:
     body = 'metric = "val_acc"\ntrials = 1\n[space]\n"optimizer.lr" = { choice = [1.0] }'
-    outcome = run_file(sweep_file(tmp_path, body, epochs=2), out=tmp_path / "out", workers=1)
-    assert outcome.records[0]["state"] == "fail"
-    assert "metric 'val_acc' is not in the epoch records (they hold epoch, loss, accuracy, val_loss, val_accuracy)" \
-        in outcome.records[0]["reason"]
+    with pytest.raises(nnkit.ModelFileError, match=r"s.toml:2:1: metric: 'val_acc' is not a key of the runs' epoch "
+                                                   r"records \(loss, accuracy, val_loss, val_accuracy\); did you "
+                                                   r"mean 'val_accuracy'"):
+        run_file(sweep_file(tmp_path, body, epochs=2), out=tmp_path / "out", workers=1)
+    assert not (tmp_path / "out").exists()  # nothing started, nothing written
+    cbow = tmp_path / "cbow.toml"
+    cbow.write_text(f'model = "{EXAMPLES / "cbow.toml"}"\n[space]\n"optimizer.lr" = {{ choice = [0.01] }}\n')
+    with pytest.raises(nnkit.ModelFileError, match="val_… metrics need a \\[validation\\] section"):
+        read_sweep_file(cbow, nnkit.get_registry())
+
+
+def test_a_model_file_or_a_missing_one_is_named(tmp_path: Path) -> None:
+    with pytest.raises(nnkit.ModelFileError, match="is a model file, not a sweep file"):
+        read_sweep_file(SPIRAL, nnkit.get_registry())
+    missing = tmp_path / "m.toml"
+    missing.write_text('model = "nope.toml"\n[space]\n"optimizer.lr" = { choice = [1.0] }\n')
+    with pytest.raises(nnkit.ModelFileError, match=r"m.toml:1:1: model: .*nope.toml: no such file \(a model path is "
+                                                   r"relative to the sweep file\)"):
+        read_sweep_file(missing, nnkit.get_registry())
 
 
 def test_pruning_stops_lagging_trials(tmp_path: Path) -> None:

@@ -34,7 +34,9 @@ from nnkit.errors import ModelFileError, NnkitError
 from nnkit.modelfile import position, validate_spec
 from nnkit.modelfile.migrations import upgrade
 from nnkit.modelfile.parse import format_of, parse_text, read_text
+from nnkit.names import did_you_mean
 from nnkit.registry import Registry
+from nnkit.spec import Spec
 
 Scalar = int | float | str | bool
 _Pair = Annotated[list[float], Field(min_length=2, max_length=2)]
@@ -132,6 +134,9 @@ def read_sweep_file(path: str | Path, registry: Registry) -> Sweep:
     fmt = format_of(path)
     text = read_text(path)
     data = parse_text(text, fmt, str(path))
+    if "nodes" in data and "model" not in data:
+        raise ModelFileError(f"{path}: is a model file, not a sweep file; a sweep file names one in `model` "
+                             "and searches its settings in [space] (see examples/spiral-sweep.toml)")
     try:
         sweep = SweepFile.model_validate(data)
     except ValidationError as exc:
@@ -141,13 +146,32 @@ def read_sweep_file(path: str | Path, registry: Registry) -> Sweep:
         field = ".".join(str(k) for k in error["loc"])
         raise ModelFileError(f"{prefix}: {field}: {error['msg'].removeprefix('Value error, ')}") from None
     model_path = path.parent / sweep.model
+    if not model_path.exists():
+        where = position(text, fmt, ("model",))
+        prefix = f"{path}:{where[0]}:{where[1]}" if where else str(path)
+        raise ModelFileError(f"{prefix}: model: {model_path}: no such file (a model path is relative to the "
+                             "sweep file)")
     model_fmt = format_of(model_path)
     model_text = read_text(model_path)
     model_data = upgrade(parse_text(model_text, model_fmt, str(model_path)), str(model_path))
-    validate_spec(copy.deepcopy(model_data), str(model_path), registry, text=model_text, fmt=model_fmt)
+    spec = validate_spec(copy.deepcopy(model_data), str(model_path), registry, text=model_text, fmt=model_fmt)
     result = Sweep(sweep, path, model_path, model_data, model_text)
+    check_metric(sweep.metric, spec, registry, f"{path}", text, fmt)
     check_space(result, registry, text, fmt)
     return result
+
+
+def check_metric(metric: str, spec: Spec, registry: Registry, path: str, text: str, fmt: str) -> None:
+    """The metric must be a key of the epoch records the model file's runs will have."""
+    names = ["loss", *(registry.get("metric", m.type).cls(m).name for m in spec.metrics)]
+    keys = [*names, *(f"val_{n}" for n in names)] if spec.validation is not None else names
+    if metric not in keys:
+        where = position(text, fmt, ("metric",))
+        prefix = f"{path}:{where[0]}:{where[1]}" if where else path
+        hint = "" if spec.validation is not None or not metric.startswith("val_") else \
+            "; val_… metrics need a [validation] section in the model file"
+        raise ModelFileError(f"{prefix}: metric: {metric!r} is not a key of the runs' epoch records "
+                             f"({', '.join(keys)}){did_you_mean(metric, keys)}{hint}")
 
 
 def check_space(sweep: Sweep, registry: Registry, text: str, fmt: str) -> None:
