@@ -1,6 +1,6 @@
 """nnkit's built-in datasets, registered through the same hook as a plugin's: the book's
-spiral, arrays from a file, scikit-learn's bundled digits, and the word corpus of
-`nnkit/data/corpus.py`."""
+spiral, arrays from a file, scikit-learn's bundled digits, the word corpus of
+`nnkit/data/corpus.py` and text files as word corpora (`nnkit/data/text.py`)."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from nnkit.config import Config
 from nnkit.data import Data, Dataset
 from nnkit.data.corpus import Corpus
 from nnkit.data.files import Columns, check_numbers, read_table
+from nnkit.data.text import TextCorpus
 from nnkit.errors import DataError, reading
 from nnkit.hookspecs import Register, hookimpl
 from nnkit.paths import open_regular
@@ -166,6 +167,7 @@ class Diabetes(Dataset):
 def register_datasets(register: Register) -> None:
     register(Spiral)
     register(Corpus)
+    register(TextCorpus)
     register(FileDataset)
     register(Digits)
     register(Diabetes)

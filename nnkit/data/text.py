@@ -1,0 +1,96 @@
+"""A word corpus from a text file, read as the book reads PTB (chapters 4–6): one sentence
+per line, `<eos>` where each line ends, words as the book's preprocess cuts them, ids in
+order of first appearance. Two ways to cut it into samples:
+
+- `cbow`: (context, center) windows, as the `corpus` dataset and the book's
+  `create_contexts_target`: x {"c0": (N,), …}, t (N,) center ids;
+- `next_word`: consecutive sequences of `length` words and the words that follow each,
+  x (N, length) ids, t (N, length) ids (a language model's windows; positions past the
+  corpus's end are labelled -1, which TimeSoftmaxWithLoss ignores).
+
+    [data]
+    type = "text"
+    path = "ptb.train.txt"      # relative to the model file
+    mode = "next_word"
+    length = 35
+    max_words = 1000            # the book's chapter 5 takes the first 1000 words
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+from pydantic import Field
+
+from nnkit.config import Config
+from nnkit.data import Data, Dataset
+from nnkit.data.corpus import tokenize
+from nnkit.errors import DataError, reading
+from nnkit.paths import open_regular
+
+EOS = "<eos>"
+#: Text files are read whole; past this they are refused (a corpus of ~100 M words).
+MAX_BYTES = 1 << 30
+
+
+class TextConfig(Config):
+    type: Literal["text"] = "text"
+    path: str = Field(min_length=1, max_length=4096)  # a UTF-8 text file, relative to the model file
+    mode: Literal["cbow", "next_word"] = "next_word"  # how the corpus is cut into samples
+    window: int = Field(default=1, ge=1, le=16)  # cbow: context words on each side
+    length: int = Field(default=35, ge=1, le=100_000)  # next_word: words per sequence (the book's time_size)
+    max_words: int | None = Field(default=None, ge=2, le=2**40)  # keep the first words only
+    eos: bool = True  # append <eos> where each line ends (PTB's loader)
+
+
+class TextCorpus(Dataset):
+    """A text file's words as ids (see the module's docstring for the two modes)."""
+
+    Config = TextConfig
+    config: TextConfig
+
+    def words(self) -> list[str]:
+        """The corpus's words, in order."""
+        path = (self.base_dir or Path(".")) / self.config.path
+        with open_regular(path, DataError, "text file") as f, reading(path, DataError, "text file"):
+            raw = f.read(MAX_BYTES + 1)
+        if len(raw) > MAX_BYTES:
+            raise DataError(f"{path}: over {MAX_BYTES >> 20} MiB; nnkit reads text corpora whole")
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise DataError(f"{path}: not UTF-8 text: {exc}") from None
+        words: list[str] = []
+        for line in text.splitlines():
+            tokens = tokenize(line)
+            if tokens:
+                words += [*tokens, EOS] if self.config.eos else tokens
+        if self.config.max_words is not None:
+            words = words[:self.config.max_words]
+        return words
+
+    def vocabulary(self) -> list[str]:
+        """Every word once, in order of first appearance: position = id."""
+        return list(dict.fromkeys(self.words()))
+
+    def load(self, rng: np.random.Generator) -> Data:
+        words = self.words()
+        ids = {w: i for i, w in enumerate(dict.fromkeys(words))}
+        corpus = np.array([ids[w] for w in words], dtype=np.int64)
+        c = self.config
+        if c.mode == "cbow":
+            w = c.window
+            if len(corpus) <= 2 * w:
+                raise ValueError(f"the corpus has {len(corpus)} words; a window of {w} needs more than {2 * w}")
+            centers = np.arange(w, len(corpus) - w)
+            offsets = [o for o in range(-w, w + 1) if o != 0]
+            return Data({f"c{k}": corpus[centers + o] for k, o in enumerate(offsets)}, corpus[centers])
+        if len(corpus) < 2:
+            raise ValueError(f"the corpus has {len(corpus)} words; predicting the next one needs 2 or more")
+        n = -(-(len(corpus) - 1) // c.length)  # sequences, the last one padded
+        x = np.zeros(n * c.length, dtype=np.int64)
+        t = np.full(n * c.length, -1, dtype=np.int64)
+        x[:len(corpus) - 1], t[:len(corpus) - 1] = corpus[:-1], corpus[1:]
+        return Data(x.reshape(n, c.length), t.reshape(n, c.length))
