@@ -218,7 +218,7 @@ def _opened(sweep: Sweep, storage: str) -> tuple[Any, Status]:
     f = sweep.file
     target = min(f.trials, _grid_size(sweep)) if f.sampler == "grid" else f.trials
     status = Status(target, f.metric)
-    _count(optuna, study, status, f.direction)
+    _count(optuna, study, status)
     return study, status
 
 
@@ -346,15 +346,14 @@ def _tell(optuna: Any, study: Any, trial: Any, future: Any, direction: str, out:
         status.failed += 1
 
 
-def _count(optuna: Any, study: Any, status: Status, direction: str) -> None:
+def _count(optuna: Any, study: Any, status: Status) -> None:
     """Counts from the trials a previous run finished."""
     state = optuna.trial.TrialState
     for t in finished(optuna, study):
         status.done += 1
         status.pruned += t.state == state.PRUNED
         status.failed += t.state == state.FAIL
-    complete = [t for t in study.get_trials(deepcopy=False, states=(state.COMPLETE,))]
-    if complete:
+    if study.get_trials(deepcopy=False, states=(state.COMPLETE,)):
         best = study.best_trial
         status.best = (best.number, float(best.value))
 

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -124,7 +123,6 @@ class Sweep:
     source: Path  # the sweep file
     model_path: Path  # the base model file
     model_data: dict[str, Any]
-    model_text: str
 
 
 def read_sweep_file(path: str | Path, registry: Registry) -> Sweep:
@@ -155,7 +153,7 @@ def read_sweep_file(path: str | Path, registry: Registry) -> Sweep:
     model_text = read_text(model_path)
     model_data = upgrade(parse_text(model_text, model_fmt, str(model_path)), str(model_path))
     spec = validate_spec(copy.deepcopy(model_data), str(model_path), registry, text=model_text, fmt=model_fmt)
-    result = Sweep(sweep, path, model_path, model_data, model_text)
+    result = Sweep(sweep, path, model_path, model_data)
     check_metric(sweep.metric, spec, registry, f"{path}", text, fmt)
     check_space(result, registry, text, fmt)
     return result
@@ -234,16 +232,6 @@ def _step(node: Any, part: str, so_far: str, dotted: str) -> Any:
         raise ModelFileError(f"{dotted}: no item {part!r} in {so_far.rsplit('.', 1)[0]}"
                              + (f" (named: {', '.join(names)})" if names else ""))
     raise ModelFileError(f"{dotted}: {so_far.rsplit('.', 1)[0]} is a value, not a section")
-
-
-def grid_points(space: dict[str, Dimension]) -> Iterator[dict[str, Scalar]]:
-    """Every combination of a grid's values (for counting and tests)."""
-    import itertools
-
-    names = list(space)
-    values = [space[n].grid() or [] for n in names]
-    for combo in itertools.product(*values):
-        yield dict(zip(names, combo))
 
 
 def sweep_schema() -> dict[str, Any]:
