@@ -337,3 +337,16 @@ def test_without_the_extra_the_command_says_what_to_install(tmp_path: Path, monk
     assert main(["sweep", str(path), "--out", str(tmp_path / "out")]) == 1
     assert capsys.readouterr().err == ("nnkit: error: nnkit sweep needs Optuna and Dask distributed: "
                                        "pip install 'nnkit-numpy[sweep]'\n")
+
+
+def test_the_study_may_live_in_any_storage_url(tmp_path: Path) -> None:
+    """--storage takes an Optuna RDB URL (PostgreSQL or MySQL on a cluster; SQLite here)."""
+    path = sweep_file(tmp_path, 'trials = 2\nsampler = "grid"\n[space]\n"optimizer.lr" = { choice = [0.5, 1.0] }',
+                      epochs=3)
+    url = f"sqlite:///{tmp_path / 'elsewhere.db'}"
+    outcome = run_file(path, out=tmp_path / "out", workers=1, storage=url)
+    assert len(outcome.records) == 2 and not (tmp_path / "out" / "study.db").exists()
+    study = optuna.load_study(study_name="nnkit-sweep", storage=url)
+    assert len(study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))) == 2
+    with pytest.raises(nnkit.NnkitError, match="cannot open the study in nosuchdb://x"):
+        run_file(path, out=tmp_path / "out2", workers=1, storage="nosuchdb://x")
