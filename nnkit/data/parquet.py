@@ -27,8 +27,12 @@ def _parquet() -> Any:
 
 def _open(path: Path) -> tuple[BinaryIO, Any]:
     """The file and its pyarrow ParquetFile (footer read and checked)."""
-    pyarrow = _parquet()
-    f = open_regular(path, DataError, "data file")
+    f = open_regular(path, DataError, "data file")  # a missing file is named before a missing extra
+    try:
+        pyarrow = _parquet()
+    except BaseException:
+        f.close()
+        raise
     try:
         # pre_buffer off: with it, pyarrow keeps what it read ahead, and memory grows with the file.
         return f, pyarrow.parquet.ParquetFile(f, pre_buffer=False)
