@@ -17,7 +17,9 @@ def main(argv: list[str]) -> int:
         print(__doc__, file=sys.stderr)
         return 2
     model = nnkit.load(argv[1], grads=False)
-    vocabulary = Corpus(model.spec.data).vocabulary()
+    # The checkpoint keeps its corpus's words with its integer inputs (id = position);
+    # one saved before that recomputes them from the stored recipe.
+    vocabulary = model.spec.inputs["c0"].vocabulary or Corpus(model.spec.data).vocabulary()
     vectors = model.params["emb0.W"]  # the one embedding both context words share
     for word in argv[2:] or ["cats", "you", "say"]:
         if word not in vocabulary:

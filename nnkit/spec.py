@@ -43,9 +43,14 @@ class InputSpec(Strict):
     # Names of a table's columns, one per feature: kept from the DataFrame a model was
     # fitted on, so that later frames are realigned by name (None = by position).
     columns: list[Annotated[str, Field(max_length=256)]] | None = Field(default=None, max_length=1_000_000)
+    # The words of the ids an "int" input takes (position = id): kept from a word corpus
+    # (the corpus and text datasets), so that a checkpoint maps ids to words by itself.
+    vocabulary: list[Annotated[str, Field(max_length=256)]] | None = Field(default=None, max_length=10_000_000)
 
     @model_validator(mode="after")
     def _a_name_per_feature(self) -> InputSpec:
+        if self.vocabulary is not None and self.dtype != "int":
+            raise ValueError("a vocabulary names the ids of an \"int\" input")
         if self.columns is not None and (len(self.shape) != 1 or len(self.columns) != self.shape[0]):
             raise ValueError(f"columns name {len(self.columns)} features, but the shape is {self.shape}")
         if self.columns is not None and len(set(self.columns)) != len(self.columns):

@@ -3,6 +3,7 @@ tokens, ids by first appearance; cut into CBOW windows or next-word sequences.""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +11,8 @@ import pytest
 
 import nnkit
 from nnkit.data.text import TextConfig, TextCorpus
+
+from .conftest import EXAMPLES
 
 PTB_LIKE = "the <unk> rose $ N million\nthe company said .\n\nit rose\n"
 
@@ -91,3 +94,30 @@ batch_size = 10
     history = nnkit.Model.from_file(model_file).fit(verbose=False).records
     assert history[-1]["perplexity"] < 0.5 * history[0]["perplexity"]
     assert history[-1]["perplexity"] == pytest.approx(np.exp(history[-1]["loss"]), rel=1e-12)
+
+
+def test_a_checkpoint_keeps_its_corpus_words(tmp_path: Path) -> None:
+    """Trained on a word corpus, the network's integer inputs keep the vocabulary (id =
+    position), in the checkpoint too: ids map to words without the text file."""
+    (tmp_path / "c.txt").write_text(PTB_LIKE * 20)
+    spec = nnkit.read_model_file(EXAMPLES / "cbow.toml").to_dict()
+    spec["data"] = {"type": "text", "path": "c.txt", "mode": "cbow"}
+    for node in spec["nodes"]:
+        if "vocab_size" in node:
+            node["vocab_size"] = 11
+    spec["nodes"][-1]["units"] = 11
+    (tmp_path / "m.json").write_text(json.dumps(spec))
+    model = nnkit.Model.from_file(tmp_path / "m.json", epochs=1)
+    model.fit(verbose=False)
+    model.save(tmp_path / "m.nnk")
+    (tmp_path / "c.txt").unlink()  # the checkpoint needs the text no more to speak words
+    loaded = nnkit.load(tmp_path / "m.nnk", grads=False)
+    words = ["the", "<unk>", "rose", "$", "n", "million", "<eos>", "company", "said", ".", "it"]
+    assert loaded.spec.inputs["c0"].vocabulary == loaded.spec.inputs["c1"].vocabulary == words
+
+
+def test_only_integer_inputs_have_a_vocabulary() -> None:
+    from nnkit.spec import InputSpec
+
+    with pytest.raises(ValueError, match='a vocabulary names the ids of an "int" input'):
+        InputSpec.model_validate({"shape": [3], "vocabulary": ["a"]})

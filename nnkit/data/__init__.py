@@ -28,6 +28,9 @@ class Data:
 
     x: Inputs
     t: np.ndarray
+    #: The words of integer ids (position = id), when the data is a word corpus: kept with
+    #: the network's integer inputs, so that a checkpoint maps ids to words by itself.
+    vocabulary: tuple[str, ...] | None = None
 
     def __len__(self) -> int:
         return len(self.t)

@@ -64,7 +64,7 @@ class Corpus(Dataset):
         centers = np.arange(w, len(corpus) - w)
         offsets = [o for o in range(-w, w + 1) if o != 0]
         x = {f"c{k}": corpus[centers + o] for k, o in enumerate(offsets)}
-        return Data(x, corpus[centers])
+        return Data(x, corpus[centers], vocabulary=tuple(ids))
 
 
 def nearest(vectors: np.ndarray, vocabulary: list[str], word: str, top: int = 5) -> list[tuple[str, float]]:

@@ -82,3 +82,10 @@ def inputs_like(data: Data) -> dict[str, InputSpec]:
     arrays = data.x if isinstance(data.x, Mapping) else {"x": data.x}
     return {name: InputSpec(shape=list(a.shape[1:]), dtype="int" if np.issubdtype(a.dtype, np.integer) else "float")
             for name, a in arrays.items()}
+
+
+def with_vocabulary(inputs: Mapping[str, InputSpec], vocabulary: tuple[str, ...]) -> dict[str, InputSpec] | None:
+    """The inputs with `vocabulary` on each "int" one that has none; None when none changes."""
+    changed = {name: InputSpec.model_validate({**spec.model_dump(), "vocabulary": list(vocabulary)})
+               for name, spec in inputs.items() if spec.dtype == "int" and spec.vocabulary is None}
+    return {**inputs, **changed} if changed else None

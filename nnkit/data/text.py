@@ -86,11 +86,12 @@ class TextCorpus(Dataset):
                 raise ValueError(f"the corpus has {len(corpus)} words; a window of {w} needs more than {2 * w}")
             centers = np.arange(w, len(corpus) - w)
             offsets = [o for o in range(-w, w + 1) if o != 0]
-            return Data({f"c{k}": corpus[centers + o] for k, o in enumerate(offsets)}, corpus[centers])
+            return Data({f"c{k}": corpus[centers + o] for k, o in enumerate(offsets)}, corpus[centers],
+                        vocabulary=tuple(ids))
         if len(corpus) < 2:
             raise ValueError(f"the corpus has {len(corpus)} words; predicting the next one needs 2 or more")
         n = -(-(len(corpus) - 1) // c.length)  # sequences, the last one padded
         x = np.zeros(n * c.length, dtype=np.int64)
         t = np.full(n * c.length, -1, dtype=np.int64)
         x[:len(corpus) - 1], t[:len(corpus) - 1] = corpus[:-1], corpus[1:]
-        return Data(x.reshape(n, c.length), t.reshape(n, c.length))
+        return Data(x.reshape(n, c.length), t.reshape(n, c.length), vocabulary=tuple(ids))

@@ -17,7 +17,7 @@ import numpy as np
 
 from nnkit.checkpoint import Checkpoint, save
 from nnkit.data import Data, Inputs, count_rows, take_rows
-from nnkit.data.recipe import RecipeData, inputs_like
+from nnkit.data.recipe import RecipeData, inputs_like, with_vocabulary
 from nnkit.errors import CheckpointError, DataError, ModelFileError, TrainingError
 from nnkit.inference import confusion_matrix
 from nnkit.metrics import Metric
@@ -158,10 +158,20 @@ class Runner:
 
     def _resolve(self, x: Inputs | None, t: np.ndarray | None) -> tuple[Inputs, np.ndarray]:
         if x is None and t is None:
+            self._keep_vocabulary()
             return self.train_data.x, self.train_data.t
         if x is None or t is None:
             raise DataError("pass both x and t, or neither to use the model file's data")
         return x, np.asarray(t)
+
+    def _keep_vocabulary(self) -> None:
+        """A word corpus's vocabulary goes with the spec's integer inputs (and so into
+        every checkpoint), once."""
+        vocabulary = self._recipe().all.vocabulary
+        if vocabulary is not None and self.spec.inputs is not None:
+            inputs = with_vocabulary(self.spec.inputs, vocabulary)
+            if inputs is not None:
+                self.spec = self.spec.replace(inputs=inputs)
 
     # -- training -----------------------------------------------------------------------
 
