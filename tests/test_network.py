@@ -249,3 +249,35 @@ def _plugin(layer: type) -> object:
     from types import SimpleNamespace
 
     return SimpleNamespace(register_layers=nnkit.hookimpl(lambda register: register(layer)))
+
+
+def test_peeky_and_attention_shapes_compose() -> None:
+    """The graph tools of the book's chapters 7-8: a state (H,) repeated over T steps and
+    joined to a sequence's features (peeky), and scores of one sequence against another
+    (a @ bᵀ); the whole network's gradient matches finite differences."""
+    from nnkit.testing import numeric_gradient, relative_error
+
+    spec = nnkit.validate_spec({
+        "format_version": 1,
+        "inputs": {"state": {"shape": [4]}, "seq": {"shape": [3, 2]}, "keys": {"shape": [5, 3]}},
+        "nodes": [
+            {"name": "enc", "type": "Affine", "units": 4, "inputs": ["state"]},  # its grads cross all below
+            {"name": "peek", "type": "Repeat", "repeats": 3, "new_axis": True, "inputs": ["enc"]},
+            {"name": "joined", "type": "Concat", "inputs": ["peek", "seq"]},
+            {"name": "kproj", "type": "Affine", "units": 6, "inputs": ["keys"]},
+            {"name": "scores", "type": "MatMul", "transpose_b": True, "inputs": ["joined", "kproj"]},
+            {"name": "out", "type": "Affine", "units": 2, "inputs": ["scores"]},
+        ],
+        "loss": {"type": "MeanSquaredError"}})
+    network = nnkit.Network.from_spec(spec, nnkit.get_registry(), rng=np.random.default_rng(0))
+    assert network.shapes["peek"] == (3, 4) and network.shapes["joined"] == (3, 6)
+    assert network.shapes["scores"] == (3, 5) and network.output_shape == (3, 2)
+    rng = np.random.default_rng(1)
+    x = {"state": rng.standard_normal((2, 4)), "seq": rng.standard_normal((2, 3, 2)),
+         "keys": rng.standard_normal((2, 5, 3))}
+    t = rng.standard_normal((2, 3, 2))
+    network.loss(x, t)
+    network.backward()
+    for name, param in network.params.items():
+        numeric = numeric_gradient(lambda: network.loss(x, t).loss, param)
+        assert relative_error(network.grads[name], numeric) < 1e-6, name

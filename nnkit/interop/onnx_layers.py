@@ -14,8 +14,12 @@ if TYPE_CHECKING:  # converters only call it; nnkit.interop.onnx imports onnx on
 
 
 def matmul(layer: Any, node: NodeBuilder) -> None:
-    """x @ W (one input) or a @ b per sample (two): ONNX MatMul broadcasts as NumPy does."""
+    """x @ W (one input) or a @ b per sample (two; a @ bᵀ with transpose_b): ONNX MatMul
+    broadcasts as NumPy does."""
     other = node.inputs[1] if len(node.inputs) == 2 else node.param(0)
+    if len(node.inputs) == 2 and layer.config.transpose_b:
+        rank = len(layer.input_shapes[1]) + 1
+        other = node.add("Transpose", [other], perm=[*range(rank - 2), rank - 1, rank - 2])
     node.add("MatMul", [node.inputs[0], other], node.output)
 
 
@@ -57,9 +61,14 @@ def negative_sampling_predict(layer: Any, node: NodeBuilder) -> None:
 
 
 def repeat(layer: Any, node: NodeBuilder) -> None:
-    """np.repeat along the layer's axis: a new axis after it, tiled, merged back."""
+    """np.repeat along the layer's axis: a new axis after it, tiled, merged back (with
+    `new_axis`, the new axis tiled is the output)."""
     axis, r = layer.config.axis + 1, layer.config.repeats
     rank = len(layer.input_shapes[0]) + 1
+    if layer.config.new_axis:
+        spread = node.add("Unsqueeze", [node.inputs[0], node.constant([axis])])
+        node.add("Tile", [spread, node.constant([r if k == axis else 1 for k in range(rank + 1)])], node.output)
+        return
     spread = node.add("Unsqueeze", [node.inputs[0], node.constant([axis + 1])])
     tiled = node.add("Tile", [spread, node.constant([r if k == axis + 1 else 1 for k in range(rank + 1)])])
     node.add("Reshape", [tiled, node.constant([-1, *layer.output_shape])], node.output)

@@ -17,25 +17,34 @@ class MatMulConfig(LayerConfig):
     units: int | None = Field(default=None, ge=1, le=MAX_INT)  # output width H (one input only)
     init: InitName = "xavier"  # see nnkit.layers.init
     init_scale: float = Field(default=0.01, gt=0)  # std when init = "normal"
+    # Two inputs: multiply by the second's transpose, a @ bᵀ (attention's scores of a
+    # query sequence against a key sequence, (M, K) and (P, K) → (M, P)).
+    transpose_b: bool = False
 
 
 class MatMul(Layer):
     """One input: y = x @ W, x (N, ..., D) → (N, ..., H), W (D, H), as in the book.
-    Two inputs: y = a @ b per sample, a (N, ..., M, K), b (N, ..., K, P) → (N, ..., M, P)."""
+    Two inputs: y = a @ b per sample, a (N, ..., M, K), b (N, ..., K, P) → (N, ..., M, P);
+    with `transpose_b`, y = a @ bᵀ, b (N, ..., P, K)."""
 
     Config = MatMulConfig
     config: MatMulConfig
     num_inputs = (1, 2)
-    examples = [({"units": 4}, [(3,)]), ({"units": 2}, [(2, 3)]), ({}, [(2, 3), (3, 4)])]
+    examples = [({"units": 4}, [(3,)]), ({"units": 2}, [(2, 3)]), ({}, [(2, 3), (3, 4)]),
+                ({"transpose_b": True}, [(2, 3), (4, 3)])]
 
     def build(self, *in_shapes: Shape) -> Shape:
         if len(in_shapes) == 2:
             a, b = in_shapes
             if self.config.units is not None:
                 raise ValueError("units applies to one input; two inputs multiply each other")
+            b = (*b[:-2], b[-1], b[-2]) if self.config.transpose_b and len(b) >= 2 else b
             if len(a) < 2 or len(a) != len(b) or a[-1] != b[-2] or a[:-2] != b[:-2]:
-                raise ValueError(f"cannot multiply per-sample shapes {a} and {b}")
+                raise ValueError(f"cannot multiply per-sample shapes {in_shapes[0]} and {in_shapes[1]}"
+                                 + (" transposed" if self.config.transpose_b else ""))
             return (*a[:-1], b[-1])
+        if self.config.transpose_b:
+            raise ValueError("transpose_b applies to two inputs")
         (in_shape,) = in_shapes
         if len(in_shape) < 1:
             raise ValueError(f"expects inputs with a feature axis, got per-sample shape {in_shape}")
@@ -47,11 +56,15 @@ class MatMul(Layer):
 
     def forward(self, *xs: np.ndarray, train: bool = False) -> np.ndarray:
         self.xs = xs
+        if len(xs) == 2 and self.config.transpose_b:
+            return xs[0] @ np.swapaxes(xs[1], -1, -2)
         return xs[0] @ (xs[1] if len(xs) == 2 else self.params[0])
 
     def backward(self, dy: np.ndarray) -> InputGrads:
         if len(self.xs) == 2:
             a, b = self.xs
+            if self.config.transpose_b:  # y = a bᵀ: da = dy b, db = dyᵀ a
+                return dy @ b, np.swapaxes(dy, -1, -2) @ a
             return dy @ np.swapaxes(b, -1, -2), np.swapaxes(a, -1, -2) @ dy
         (W,) = self.params
         x2, dy2 = self.xs[0].reshape(-1, W.shape[0]), dy.reshape(-1, W.shape[1])
