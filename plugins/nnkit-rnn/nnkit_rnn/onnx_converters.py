@@ -88,7 +88,15 @@ def time_gru(layer: Any, node: NodeBuilder) -> None:
     _output(node, layer, hs)
 
 
+def time_attention(layer: Any, node: NodeBuilder) -> None:
+    """softmax(hs_dec hs_encᵀ) hs_enc, as the layer computes it."""
+    hs_enc, hs_dec = node.inputs
+    scores = node.add("MatMul", [hs_dec, node.add("Transpose", [hs_enc], perm=[0, 2, 1])])
+    node.add("MatMul", [node.add("Softmax", [scores], axis=-1), hs_enc], node.output)
+
+
 CONVERTERS: dict[str, Callable[[Any, NodeBuilder], None]] = {
     "TimeEmbedding": embedding, "TimeAffine": affine, "TimeDropout": elementwise("Identity"),
     "TimeSoftmaxWithLoss": softmax, "TimeRNN": time_rnn, "TimeLSTM": time_lstm, "TimeGRU": time_gru,
+    "TimeAttention": time_attention,
 }
