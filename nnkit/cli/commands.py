@@ -66,7 +66,7 @@ def _file_data(path: str, *, header: bool | None = None, features: tuple[str, ..
 
         return FileDataset(FileDataset.Config(path=path)).load(np.random.default_rng(0))
     columns = Columns(header=header, features=features, label=label,
-                      features_if_named=tuple(fitted) if fitted and not features else None)
+                      features_if_named=tuple(fitted) if fitted else None)  # names given win (Columns.indices)
     x, t = read_table(path, columns, with_label=True)
     assert t is not None  # with_label
     return Data(x, t.astype(np.int64) if np.all(t == np.round(t)) else t)

@@ -57,14 +57,18 @@ class Corpus(Dataset):
             verb = verbs[rng.integers(len(verbs))]
             objects = PHRASES[verb]
             tokens += [SUBJECTS[rng.integers(len(SUBJECTS))], verb, objects[rng.integers(len(objects))], "."]
-        corpus = np.array([ids[w] for w in tokens], dtype=np.int64)
-        w = c.window
-        if len(corpus) <= 2 * w:
-            raise ValueError(f"the corpus has {len(corpus)} words; a window of {w} needs more than {2 * w}")
-        centers = np.arange(w, len(corpus) - w)
-        offsets = [o for o in range(-w, w + 1) if o != 0]
-        x = {f"c{k}": corpus[centers + o] for k, o in enumerate(offsets)}
-        return Data(x, corpus[centers], vocabulary=tuple(ids))
+        return cbow_windows(np.array([ids[w] for w in tokens], dtype=np.int64), c.window, tuple(ids))
+
+
+def cbow_windows(corpus: np.ndarray, window: int, vocabulary: tuple[str, ...]) -> Data:
+    """(context, center) samples of a word-id corpus, as the book's `create_contexts_target`:
+    x {"c0": (N,), …, "c{2w-1}": (N,)} the context ids left to right, t (N,) the centers."""
+    if len(corpus) <= 2 * window:
+        raise ValueError(f"the corpus has {len(corpus)} words; a window of {window} needs more than {2 * window}")
+    centers = np.arange(window, len(corpus) - window)
+    offsets = [o for o in range(-window, window + 1) if o != 0]
+    x = {f"c{k}": corpus[centers + o] for k, o in enumerate(offsets)}
+    return Data(x, corpus[centers], vocabulary=vocabulary)
 
 
 def nearest(vectors: np.ndarray, vocabulary: list[str], word: str, top: int = 5) -> list[tuple[str, float]]:

@@ -26,7 +26,7 @@ from pydantic import Field
 
 from nnkit.config import Config
 from nnkit.data import Data, Dataset
-from nnkit.data.corpus import tokenize
+from nnkit.data.corpus import cbow_windows, tokenize
 from nnkit.errors import DataError, reading
 from nnkit.paths import open_regular
 
@@ -81,13 +81,7 @@ class TextCorpus(Dataset):
         corpus = np.array([ids[w] for w in words], dtype=np.int64)
         c = self.config
         if c.mode == "cbow":
-            w = c.window
-            if len(corpus) <= 2 * w:
-                raise ValueError(f"the corpus has {len(corpus)} words; a window of {w} needs more than {2 * w}")
-            centers = np.arange(w, len(corpus) - w)
-            offsets = [o for o in range(-w, w + 1) if o != 0]
-            return Data({f"c{k}": corpus[centers + o] for k, o in enumerate(offsets)}, corpus[centers],
-                        vocabulary=tuple(ids))
+            return cbow_windows(corpus, c.window, tuple(ids))
         if len(corpus) < 2:
             raise ValueError(f"the corpus has {len(corpus)} words; predicting the next one needs 2 or more")
         n = -(-(len(corpus) - 1) // c.length)  # sequences, the last one padded

@@ -24,6 +24,13 @@ from nnkit.layers.embedding import check_ids
 from nnkit.layers.init import InitName, normal_init
 
 
+def _row_grads(dW: np.ndarray, ids: np.ndarray, dy: np.ndarray, h: np.ndarray) -> None:
+    """dW of y[n, k] = h[n] · W[ids[n, k]]: each looked-up row gets dy[n, k] h[n], summed
+    where an id repeats; rows never looked up get 0."""
+    dW[...] = 0.0
+    np.add.at(dW, ids, dy[..., None] * h[:, None, :])
+
+
 def _softplus(x: np.ndarray) -> np.ndarray:
     """log(1 + exp(x)) without overflow: -log σ(-x)."""
     return np.logaddexp(0.0, x)
@@ -60,9 +67,7 @@ class EmbeddingDot(Layer):
         return np.einsum("nd,nkd->nk", h, self.rows)
 
     def backward(self, dy: np.ndarray) -> tuple[np.ndarray | None, None]:
-        dW = self.grads[0]
-        dW[...] = 0.0
-        np.add.at(dW, self.ids, dy[..., None] * self.h[:, None, :])
+        _row_grads(self.grads[0], self.ids, dy, self.h)
         dh = np.einsum("nk,nkd->nd", dy, self.rows) if self.needs_input_grad else None
         return dh, None  # integer ids have no gradient
 
@@ -146,9 +151,7 @@ class NegativeSamplingLoss(LossLayer):
         s = sigmoid(self.scores)
         s[:, 0] -= 1.0  # d/ds: σ(s) - label, label 1 for the target and 0 for the negatives
         ds = s * (dout / len(s))
-        dW = self.grads[0]
-        dW[...] = 0.0
-        np.add.at(dW, self.ids, ds[..., None] * self.h[:, None, :])
+        _row_grads(self.grads[0], self.ids, ds, self.h)
         return np.einsum("nk,nkd->nd", ds, self.rows)
 
     def predict(self, x: np.ndarray) -> np.ndarray:

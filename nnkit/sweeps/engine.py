@@ -29,6 +29,7 @@ from nnkit.atomic import replacing
 from nnkit.errors import NnkitError
 from nnkit.sweeps.spec import Sweep
 from nnkit.sweeps.trial import TrialTask, median_pruner, run_trial
+from nnkit.training.callbacks import improves
 from nnkit.version import install_hint
 
 STUDY_NAME = "nnkit-sweep"
@@ -331,9 +332,7 @@ def _tell(optuna: Any, study: Any, trial: Any, future: Any, direction: str, out:
     if result["state"] == "complete":
         study.tell(trial, result["value"])
         status.done += 1
-        better = status.best is None or (result["value"] < status.best[1] if direction == "minimize"
-                                         else result["value"] > status.best[1])
-        if better:
+        if improves(result["value"], status.best[1] if status.best else None, direction == "minimize"):
             status.best = (trial.number, result["value"])
             _copy(Path(result["checkpoint"]), out / "best.nnk")
     elif result["state"] == "pruned":

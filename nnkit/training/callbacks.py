@@ -108,6 +108,14 @@ def lower_is_better(metric: str, mode: str, runner: Runner) -> bool:
     return name.endswith(("loss", "error", "error_rate"))
 
 
+def improves(value: float, best: float | None, lower: bool, min_delta: float = 0.0) -> bool:
+    """Whether `value` beats `best` (None: anything does) by more than `min_delta`, in the
+    direction the metric goes (`lower`: smaller is better)."""
+    if best is None:
+        return True
+    return value < best - min_delta if lower else value > best + min_delta
+
+
 def metric_of(record: dict[str, float], metric: str, who: str) -> float:
     if metric not in record:
         raise ModelFileError(f"{who}: metric {metric!r} is not in the history (it has {', '.join(record)}); "
@@ -209,7 +217,7 @@ class Checkpointing(Callback):
         if c.best is not None:
             value = metric_of(record, c.best, "checkpoint callback")
             lower = lower_is_better(c.best, c.mode, runner)
-            if self.best_value is None or (value < self.best_value if lower else value > self.best_value):
+            if improves(value, self.best_value, lower):
                 self.best_value, self.best_epoch = value, epoch
                 runner.save(folder / "best.nnk")
         if c.keep and epoch % c.every == 0:
@@ -259,9 +267,7 @@ class EarlyStopping(Callback):
         c = self.config
         value = metric_of(record, c.metric, "early stopping")
         lower = lower_is_better(c.metric, c.mode, runner)
-        better = self.best_value is None or (
-            value < self.best_value - c.min_delta if lower else value > self.best_value + c.min_delta)
-        if better:
+        if improves(value, self.best_value, lower, c.min_delta):
             self.best_value, self.best_epoch, self.wait = value, epoch, 0
             if c.restore_best:
                 self.best_params = {k: v.copy() for k, v in runner.network.params.items()}

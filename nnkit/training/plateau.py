@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 from pydantic import ConfigDict, Field
 
 from nnkit.config import Config, Strict
-from nnkit.training.callbacks import Callback, lower_is_better, metric_of
+from nnkit.training.callbacks import Callback, improves, lower_is_better, metric_of
 
 if TYPE_CHECKING:
     from nnkit.training.runner import Runner
@@ -66,8 +66,7 @@ class ReduceOnPlateau(Callback):
         c = self.config
         value = metric_of(record, c.metric, "reduce_on_plateau")
         lower = lower_is_better(c.metric, c.mode, runner)
-        if self.best_value is None or (value < self.best_value - c.min_delta if lower
-                                       else value > self.best_value + c.min_delta):
+        if improves(value, self.best_value, lower, c.min_delta):
             self.best_value, self.wait = value, 0
             return
         self.wait += 1
