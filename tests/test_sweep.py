@@ -4,10 +4,12 @@ a diverging trial, and a rerun that continues the study."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -299,14 +301,16 @@ def test_ctrl_c_stops_cleanly_and_running_again_finishes(tmp_path: Path) -> None
 
 
 def _complete(database: Path) -> int:
-    """Complete trials in a sweep's study, read as another process would."""
+    """Complete trials in a sweep's study, read as another process would: read-only, so the
+    poll never races the sweep creating its tables (Optuna's load_study would create them)."""
     if not database.exists():
         return 0
     try:
-        study = optuna.load_study(study_name="nnkit-sweep", storage=f"sqlite:///{database}")
-    except KeyError:  # the study is not created yet
+        with contextlib.closing(sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=5)) as db:
+            (count,) = db.execute("SELECT COUNT(*) FROM trials WHERE state = 'COMPLETE'").fetchone()
+    except sqlite3.OperationalError:  # no tables yet, or locked for a moment
         return 0
-    return len(study.get_trials(states=(optuna.trial.TrialState.COMPLETE,)))
+    return int(count)
 
 
 def test_the_python_api_returns_the_trials(local_grid: tuple[Path, Any]) -> None:
