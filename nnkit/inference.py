@@ -18,6 +18,7 @@ from typing import Any, BinaryIO, Literal, TextIO
 import numpy as np
 
 from nnkit.atomic import Writeback, replacing
+from nnkit.data import Inputs
 from nnkit.data.files import EVERY_COLUMN, STDIN, Columns, batches, row_count
 from nnkit.errors import DataError
 from nnkit.labels import class_indices
@@ -32,7 +33,7 @@ def predict_file(network: Network, input_path: str | Path, output: str | Path | 
                  stdout: TextIO | None = None, columns: Columns = EVERY_COLUMN) -> int:
     """Predict every row of `input_path` ("-": CSV on standard input) and write the outputs
     as they come; returns the row count. A row holds the inputs' values in declared order
-    (see `Network.from_columns`); `columns` picks them from a table that names its columns
+    (see `inputs_from_columns`); `columns` picks them from a table that names its columns
     (default: the columns the network was fitted on, if it knows them, else all).
     `output` .npy or .csv, or None/"-" for stdout in `fmt` (CSV rows or JSON lines)."""
     target = None if output is None or str(output) == "-" else Path(output)
@@ -52,14 +53,37 @@ def predict_file(network: Network, input_path: str | Path, output: str | Path | 
         return _predict_to_file(network, target, chunks, batch_size, classes, rows)
 
 
+def _input_widths(network: Network) -> dict[str, tuple[int, ...]]:
+    """Each network input's per-sample shape, in declared order."""
+    assert network.spec.inputs is not None
+    return {n: tuple(network.spec.inputs[n].shape) for n in network.input_names}
+
+
 def _check_width(network: Network, names: list[str] | None, path: str | Path) -> None:
     """A table that names its columns and has more or fewer than the network takes: say
     which it has, and how to choose."""
-    assert network.spec.inputs is not None
-    width = sum(math.prod(network.spec.inputs[n].shape) for n in network.input_names)
+    width = sum(math.prod(shape) for shape in _input_widths(network).values())
     if names is not None and len(names) != width:
         raise DataError(f"{path}: {len(names)} columns ({', '.join(names)}), but the network takes {width} values per "
                         "row; choose the feature columns by name (--features, or Columns(features=...))")
+
+
+def inputs_from_columns(network: Network, table: np.ndarray) -> Inputs:
+    """Rows of a table (N, K) as the network's inputs: the columns hold each input's
+    flattened per-sample values, inputs in declared order."""
+    shapes = _input_widths(network)
+    sizes = [math.prod(shape) for shape in shapes.values()]
+    if table.ndim == 1:
+        table = table[:, None]
+    if len(shapes) == 1 and table.shape[1:] == next(iter(shapes.values())):
+        return table
+    if table.ndim != 2 or table.shape[1] != sum(sizes):
+        layout = " + ".join(f"{n} {shape}" for n, shape in shapes.items())
+        raise DataError(f"rows have {table.shape[1:]} values; the network's inputs take "
+                        f"{sum(sizes)} columns ({layout})")
+    parts = np.split(table, np.cumsum(sizes)[:-1], axis=1)
+    named = {n: p.reshape(len(table), *shapes[n]) for n, p in zip(shapes, parts)}
+    return named if len(named) > 1 else named[network.input_names[0]]
 
 
 def _fitted_columns(network: Network) -> tuple[str, ...] | None:
@@ -100,7 +124,7 @@ def _predict_npy(network: Network, chunks: Any, batch_size: int, classes: bool, 
 def _predict_all(network: Network, chunks: Any, batch_size: int, classes: bool, write: Any) -> int:
     done = 0
     for chunk in chunks:
-        y = network.predict(network.from_columns(chunk), batch_size=batch_size)
+        y = network.predict(inputs_from_columns(network, chunk), batch_size=batch_size)
         if classes:
             y = y.argmax(axis=-1) if y.ndim >= 2 and y.shape[-1] >= 2 else (y > 0.5).astype(np.int64)
         write(y)

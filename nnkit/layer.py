@@ -14,7 +14,7 @@ optimizer or a checkpoint holding them sees the new values without re-fetching.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any, ClassVar
 
@@ -165,6 +165,27 @@ class Layer:
     def backward(self, *args: Any, **kwargs: Any) -> Any:
         """Given dL/dy, write dL/dparam into `grads` and return dL/dx (`InputGrads`)."""
         raise NotImplementedError
+
+    # -- state carried between batches (stateful recurrent layers, truncated BPTT) -------
+
+    #: Whether the layer can carry state from one forward to the next (a recurrent
+    #: layer's h and c); `carries_state` says whether it does now.
+    can_carry_state: ClassVar[bool] = False
+    carries_state: bool = False
+
+    def state(self) -> dict[str, np.ndarray]:
+        """What the layer carries into its next forward, by name ((N, H) arrays for a
+        recurrent layer); empty when it carries nothing."""
+        return {}
+
+    def set_state(self, state: Mapping[str, np.ndarray]) -> None:
+        """Continue from `state`, as `state()` gave it; an empty mapping forgets."""
+        if state:
+            raise ValueError(f"{type(self).__name__} carries no state; given {sorted(state)}")
+
+    def reset_state(self) -> None:
+        """Forget what is carried: the next forward starts from zero (the book's reset_state)."""
+        self.set_state({})
 
     @classmethod
     def example_inputs(

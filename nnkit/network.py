@@ -15,8 +15,8 @@ Params and grads are exposed as mappings from stable names (`"<node>.<param>"`, 
 from __future__ import annotations
 
 import math
-import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -25,13 +25,10 @@ import numpy as np
 from nnkit.data import Inputs, count_rows, take_rows
 from nnkit.errors import DataError, ModelFileError, PluginError
 from nnkit.layer import Layer, LossLayer, ParamDecl, Shape
+from nnkit.limits import default_activation_cap, env_count, max_params_from_env
 from nnkit.names import ParamRef
 from nnkit.registry import Registry
 from nnkit.spec import Node, Spec
-
-#: Networks with more params than this are refused before anything is allocated;
-#: raise it with NNKIT_MAX_PARAMS or `NetworkPlan(..., max_params=...)`.
-DEFAULT_MAX_PARAMS = 1_000_000_000
 
 
 @dataclass(frozen=True)
@@ -184,34 +181,6 @@ class NetworkPlan:
                 f"output {'×'.join(map(str, self.output_shape)) or 'scalar'} per sample{loss}")
 
 
-def default_activation_cap() -> int:
-    """Half the machine's memory (8 GiB where it cannot be told)."""
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2
-    except (AttributeError, ValueError, OSError):
-        return 8 * 2**30
-
-
-def max_params_from_env() -> int:
-    """The param cap: NNKIT_MAX_PARAMS, else DEFAULT_MAX_PARAMS."""
-    return env_count("NNKIT_MAX_PARAMS", DEFAULT_MAX_PARAMS)
-
-
-def env_count(name: str, default: int) -> int:
-    """A whole number ≥ 1 from the environment variable `name`, else `default`;
-    ModelFileError for anything else (a knob that is silently ignored is worse than none)."""
-    text = os.environ.get(name, "").strip().replace("_", "")
-    if not text:
-        return default
-    try:
-        value = int(float(text)) if "e" in text.lower() else int(text)
-    except ValueError:
-        raise ModelFileError(f"{name}={os.environ[name]!r}: must be a whole number, e.g. {default}") from None
-    if value < 1:
-        raise ModelFileError(f"{name}={os.environ[name]!r}: must be at least 1")
-    return value
-
-
 class LossResult:
     """What one `Network.loss` call gives: the mean loss, every node's output (N, ...) by
     name, and the predictions users see (class probabilities for a classifier), computed
@@ -287,7 +256,7 @@ class Network:
         """Number of trainable numbers, each shared array counted once."""
         return int(sum(p.size for p in self.params.values()))
 
-    def _feed(self, inputs: Inputs) -> dict[str, np.ndarray]:
+    def _feed(self, inputs: Inputs, any_length: bool = False) -> dict[str, np.ndarray]:
         assert self.spec.inputs is not None  # a plan needs them
         if not isinstance(inputs, Mapping):
             if len(self.input_names) != 1:
@@ -302,6 +271,8 @@ class Network:
             if x.dtype.kind not in "biuf":  # complex, dates, strings, objects, raw bytes
                 raise DataError(f"input {name!r} holds {x.dtype} values; the network takes real numbers")
             expected = tuple(self.spec.inputs[name].shape)
+            if any_length and len(expected) >= 1 and x.ndim == len(expected) + 1:
+                expected = (x.shape[1], *expected[1:])  # a sequence of any number of steps
             if x.ndim == 0 or x.shape[1:] != expected:
                 raise DataError(
                     f"input {name!r} has shape {x.shape}; the network expects (N, {', '.join(map(str, expected))})"
@@ -311,9 +282,10 @@ class Network:
             values[name] = x
         return values
 
-    def run(self, inputs: Inputs, *, train: bool = False) -> dict[str, np.ndarray]:
-        """Every network input and node output by name, (N, ...) each."""
-        values = self._feed(inputs)
+    def run(self, inputs: Inputs, *, train: bool = False, any_length: bool = False) -> dict[str, np.ndarray]:
+        """Every network input and node output by name, (N, ...) each. With `any_length`
+        the inputs' first axis after the batch (time) may differ from the spec's."""
+        values = self._feed(inputs, any_length)
         name = ""
         try:
             for layer, name, names in self._forward_plan:
@@ -325,32 +297,59 @@ class Network:
             raise DataError(f"node {name!r} ({self.layers[name].config.type}): {exc}") from None
         return values
 
-    def forward(self, inputs: Inputs, *, train: bool = False) -> np.ndarray:
+    def forward(self, inputs: Inputs, *, train: bool = False, any_length: bool = False) -> np.ndarray:
         """The first output, (N, *output_shape)."""
-        return self.run(inputs, train=train)[self.outputs[0]]
+        return self.run(inputs, train=train, any_length=any_length)[self.outputs[0]]
+
+    # -- state carried between batches (stateful recurrent layers) ----------------------
+
+    @property
+    def stateful(self) -> bool:
+        """Whether some layer carries state from one batch to the next."""
+        return any(layer.carries_state for layer in self.layers.values())
+
+    def states(self) -> dict[str, np.ndarray]:
+        """What the layers carry into the next batch, as "<node>.<name>" → (N, H) array."""
+        return {f"{node}.{key}": value for node, layer in self.layers.items() for key, value in layer.state().items()}
+
+    def set_states(self, states: Mapping[str, np.ndarray]) -> None:
+        """Continue from `states` (as `states()` gave them); layers not named start afresh."""
+        by_node: dict[str, dict[str, np.ndarray]] = {}
+        for key, value in states.items():
+            node, _, name = key.rpartition(".")
+            if node not in self.layers:
+                raise ValueError(f"state {key!r}: no node {node!r}")
+            by_node.setdefault(node, {})[name] = value
+        for node, layer in self.layers.items():
+            layer.set_state(by_node.get(node, {}))
+
+    def reset_states(self) -> None:
+        """Every layer starts its next forward from zero (the book's reset_state)."""
+        for layer in self.layers.values():
+            layer.reset_state()
+
+    @contextmanager
+    def streaming(self, *, carry: bool | None = True) -> Iterator[None]:
+        """Run apart from training: from zero states, carrying state from call to call in
+        every layer that can (`carry` True), in those that do in training (None) or in none
+        (False); afterwards the layers as they were, each its flag and carried state (so an
+        evaluation mid-epoch leaves the training stream untouched)."""
+        saved = self.states()
+        flags = {layer: layer.carries_state for layer in self.layers.values()}
+        try:
+            for layer in self.layers.values():
+                layer.reset_state()
+                layer.carries_state = layer.can_carry_state and (flags[layer] if carry is None else carry)
+            yield
+        finally:
+            for layer, flag in flags.items():
+                layer.carries_state = flag
+            self.set_states(saved)
 
     def forward_all(self, inputs: Inputs, *, train: bool = False) -> dict[str, np.ndarray]:
         """Every output by name, (N, *shape) each."""
         values = self.run(inputs, train=train)
         return {name: values[name] for name in self.outputs}
-
-    def from_columns(self, table: np.ndarray) -> Inputs:
-        """Rows of a table (N, K) as the network's inputs: the columns hold each input's
-        flattened per-sample values, inputs in declared order."""
-        assert self.spec.inputs is not None
-        shapes = {n: tuple(self.spec.inputs[n].shape) for n in self.input_names}
-        sizes = [int(np.prod(shapes[n], dtype=np.int64)) for n in self.input_names]
-        if table.ndim == 1:
-            table = table[:, None]
-        if len(self.input_names) == 1 and table.shape[1:] == shapes[self.input_names[0]]:
-            return table
-        if table.ndim != 2 or table.shape[1] != sum(sizes):
-            layout = " + ".join(f"{n} {shapes[n]}" for n in self.input_names)
-            raise DataError(f"rows have {table.shape[1:]} values; the network's inputs take "
-                            f"{sum(sizes)} columns ({layout})")
-        parts = np.split(table, np.cumsum(sizes)[:-1], axis=1)
-        named = {n: p.reshape(len(table), *shapes[n]) for n, p in zip(self.input_names, parts)}
-        return named if len(named) > 1 else named[self.input_names[0]]
 
     def loss(self, inputs: Inputs, t: np.ndarray, *, train: bool = True) -> LossResult:
         """Forward through the network and the loss layer: the mean loss, node outputs and
@@ -392,9 +391,10 @@ class Network:
         to_user = self.loss_layer is not None and self.spec.loss is not None \
             and self.spec.loss.inputs[0] == self.outputs[0]
         chunks = []
-        for start in range(0, n, batch_size):
-            y = self.forward(take_rows(inputs, slice(start, start + batch_size)), train=False)
-            chunks.append(self.loss_layer.predict(y) if to_user and self.loss_layer is not None else y)
+        with self.streaming(carry=False):  # every batch from zero states, whatever training carries
+            for start in range(0, n, batch_size):
+                y = self.forward(take_rows(inputs, slice(start, start + batch_size)), train=False)
+                chunks.append(self.loss_layer.predict(y) if to_user and self.loss_layer is not None else y)
         if not chunks:
             return np.empty((0, *self.output_shape), dtype=self.dtype)
         return np.concatenate(chunks)

@@ -72,6 +72,12 @@ def check_layer(
     xs = layer_cls.example_inputs(cfg, [tuple(s) for s in input_shapes], batch, rng, np.dtype("float64"))
     assert layer_cls.accepts(len(xs)), f"{name}: example_inputs gave {len(xs)} inputs"
 
+    # A stateful layer starts every call of the check from the same carried state: the
+    # non-zero one a first pass leaves (so the gradient through a carried state is checked).
+    if layer.carries_state:
+        layer.forward(*xs, train=True)
+        assert layer.state(), f"{name}: stateful, yet a forward left no state"
+    carried = layer.state()
     # Stochastic layers (dropout) must see the same draws in every call of the check.
     rng_state = layer.rng.bit_generator.state
 
@@ -80,6 +86,7 @@ def check_layer(
 
         def objective() -> float:
             layer.rng.bit_generator.state = rng_state
+            layer.set_state(carried)
             return float(layer.forward(*xs, t, train=True))
 
         loss = objective()
@@ -87,6 +94,7 @@ def check_layer(
         dout: Any = 1.0
     else:
         layer.rng.bit_generator.state = rng_state
+        layer.set_state(carried)
         y = layer.forward(*xs, train=True)
         expected = (batch, *layer.output_shape)
         assert y.shape == expected, f"{name}: forward gave shape {y.shape}, build promised {expected}"
@@ -97,6 +105,7 @@ def check_layer(
 
         def objective() -> float:
             layer.rng.bit_generator.state = rng_state
+            layer.set_state(carried)
             return float(np.sum(layer.forward(*xs, train=True) * weights))
 
     objective()

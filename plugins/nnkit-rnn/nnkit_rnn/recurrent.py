@@ -2,12 +2,14 @@
 
 Each projects every step's input at once (xs @ Wx + b), runs the recurrence over T in
 Python, and in backward computes the weight gradients for all steps in one matmul each.
-The state starts at zero for every batch (no state is carried between batches, because
-the runner shuffles samples).
+The state starts at zero for every batch, unless the layer is `stateful`: then each
+forward starts from the state the previous one ended in (the book's truncated BPTT: the
+gradient stops at the window's start, the state does not), until `reset_state`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Literal
 
 import numpy as np
@@ -22,6 +24,9 @@ class RecurrentConfig(nnkit.LayerConfig):
     units: int = Field(ge=1, le=2**31 - 1)  # hidden width H
     return_sequences: bool = True  # (N, T, H); False gives the last step, (N, H)
     init: InitName = "xavier"  # the book's 1/sqrt(fan_in)
+    # Carry h (and the LSTM's c) from one batch to the next, as the book's stateful layers:
+    # for ordered windows of one stream (`train.bptt`); reset every epoch and evaluation.
+    stateful: bool = False
 
 
 class _Recurrent(nnkit.Layer):
@@ -29,6 +34,9 @@ class _Recurrent(nnkit.Layer):
 
     gates = 1
     config: RecurrentConfig
+    can_carry_state = True
+    #: What the layer carries between batches when stateful, each (N, H).
+    state_names: tuple[str, ...] = ("h",)
 
     def build(self, in_shape: tuple[int, ...]) -> tuple[int, ...]:
         if len(in_shape) != 2:
@@ -37,7 +45,36 @@ class _Recurrent(nnkit.Layer):
         self.add_param("Wx", (d, g * h), normal_init(self.config.init, d, 0.01))
         self.add_param("Wh", (h, g * h), normal_init(self.config.init, h, 0.01))
         self.add_param("b", (g * h,))
+        self.carries_state = self.config.stateful
+        self._carried: dict[str, np.ndarray] = {}
         return (t, h) if self.config.return_sequences else (h,)
+
+    def state(self) -> dict[str, np.ndarray]:
+        return dict(self._carried) if self.carries_state else {}
+
+    def set_state(self, state: Mapping[str, np.ndarray]) -> None:
+        unknown = sorted(set(state) - set(self.state_names))
+        if unknown:
+            raise ValueError(f"{type(self).__name__} carries {', '.join(self.state_names)}, not {unknown[0]!r}")
+        for name, value in state.items():
+            if np.ndim(value) != 2 or np.shape(value)[1] != self.config.units:
+                raise ValueError(f"state {name!r} has shape {np.shape(value)}; it must be (N, {self.config.units})")
+        self._carried = {name: np.array(value) for name, value in state.items()}
+
+    def _initial(self, name: str, like: np.ndarray) -> np.ndarray:
+        """The state a forward starts from, (N, H): the carried one, else zeros."""
+        n, h = like.shape[0], self.config.units
+        carried = self._carried.get(name) if self.carries_state else None
+        if carried is None:
+            return np.zeros((n, h), dtype=like.dtype)
+        if carried.shape[0] != n:
+            raise ValueError(f"carries state for batches of {carried.shape[0]}, given {n}; reset its state first")
+        return carried.astype(like.dtype, copy=False)
+
+    def _carry(self, **final: np.ndarray) -> None:
+        """Keep each last step's state for the next forward, when stateful."""
+        if self.carries_state:
+            self._carried = {name: value.copy() for name, value in final.items()}
 
     def _full_dy(self, dy: np.ndarray) -> np.ndarray:
         if self.config.return_sequences:
@@ -81,18 +118,20 @@ class TimeRNN(_Recurrent):
     """h_t = tanh(h_{t-1} Wh + x_t Wx + b). xs: (N, T, D) → (N, T, H). Wx (D, H), Wh (H, H)."""
 
     Config = TimeRNNConfig
-    examples = [({"units": 3}, [(4, 2)]), ({"units": 2, "return_sequences": False}, [(3, 3)])]
+    examples = [({"units": 3}, [(4, 2)]), ({"units": 2, "return_sequences": False}, [(3, 3)]),
+                ({"units": 3, "stateful": True}, [(4, 2)])]
 
     def forward(self, xs: np.ndarray, train: bool = False) -> np.ndarray:
         _, Wh, _ = self.params
         n, t, _ = xs.shape
         a = self._project(xs)
         hs = np.empty((n, t, Wh.shape[0]), dtype=a.dtype)
-        h = np.zeros((n, Wh.shape[0]), dtype=a.dtype)
+        h = self.h0 = self._initial("h", a)
         for k in range(t):
             h = np.tanh(a[:, k] + h @ Wh)
             hs[:, k] = h
         self.xs = xs
+        self._carry(h=h)
         return self._output(hs)
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
@@ -104,7 +143,7 @@ class TimeRNN(_Recurrent):
             dt = (dhs[:, k] + dh) * (1.0 - hs[:, k] ** 2)
             dA[:, k] = dt
             dh = dt @ Wh.T
-        h_prev = _previous(hs)
+        h_prev = _previous(hs, self.h0)
         return self._weight_grads(self.xs, [(h_prev, slice(None))], dA)
 
 
@@ -118,7 +157,9 @@ class TimeLSTM(_Recurrent):
 
     Config = TimeLSTMConfig
     gates = 4
-    examples = [({"units": 3}, [(4, 2)]), ({"units": 2, "return_sequences": False}, [(3, 3)])]
+    state_names = ("h", "c")
+    examples = [({"units": 3}, [(4, 2)]), ({"units": 2, "return_sequences": False}, [(3, 3)]),
+                ({"units": 3, "stateful": True}, [(4, 2)])]
 
     def forward(self, xs: np.ndarray, train: bool = False) -> np.ndarray:
         _, Wh, _ = self.params
@@ -130,7 +171,7 @@ class TimeLSTM(_Recurrent):
         self.gate_values = gates = np.empty((n, t, 4 * H), dtype=ax.dtype)
         self.cs, self.tanh_cs = np.empty((n, t, H), dtype=ax.dtype), np.empty((n, t, H), dtype=ax.dtype)
         hs = np.empty((n, t, H), dtype=ax.dtype)
-        h, c = np.zeros((n, H), dtype=ax.dtype), np.zeros((n, H), dtype=ax.dtype)
+        h, c = self.h0, self.c0 = self._initial("h", ax), self._initial("c", ax)
         h_Wh, g_i = np.empty((n, 4 * H), dtype=ax.dtype), np.empty((n, H), dtype=ax.dtype)
         for k in range(t):
             a = gates[:, k]
@@ -148,6 +189,7 @@ class TimeLSTM(_Recurrent):
             np.multiply(o, tanh_c, out=hs[:, k])  # h_t = o tanh(c_t)
             h, c = hs[:, k], c_k
         self.xs = xs
+        self._carry(h=h, c=c)
         return self._output(hs)
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
@@ -156,7 +198,7 @@ class TimeLSTM(_Recurrent):
         n, t, H = hs.shape
         gv = self.gate_values
         f, g, i, o = gv[..., :H], gv[..., H:2 * H], gv[..., 2 * H:3 * H], gv[..., 3 * H:]
-        c_prev = _previous(cs)
+        c_prev = _previous(cs, self.c0)
         # What does not depend on the gradient flowing back, for all steps at once. With
         # ds = dc_t + dh_t o (1 - tanh²c_t), the gates' pre-activation gradients are
         # df = ds c_{t-1} f(1-f), dg = ds i (1-g²), di = ds g i(1-i), do = dh_t tanh(c_t) o(1-o).
@@ -177,13 +219,13 @@ class TimeLSTM(_Recurrent):
             np.multiply(dh, do_per_dh[:, k], out=dA4[:, k, 3])
             np.multiply(ds, f[:, k], out=dc)  # dc_{t-1}
             np.matmul(dA[:, k], Wh.T, out=dh)  # dh_{t-1}
-        h_prev = _previous(hs)
+        h_prev = _previous(hs, self.h0)
         return self._weight_grads(self.xs, [(h_prev, slice(None))], dA)
 
 
-def _previous(states: np.ndarray) -> np.ndarray:
-    """Each step's previous state, zero before the first: (N, T, H) → (N, T, H)."""
-    return np.concatenate([np.zeros_like(states[:, :1]), states[:, :-1]], axis=1)
+def _previous(states: np.ndarray, first: np.ndarray) -> np.ndarray:
+    """Each step's previous state, `first` (N, H) before the first: (N, T, H) → (N, T, H)."""
+    return np.concatenate([first[:, None], states[:, :-1]], axis=1)
 
 
 def _sigmoid_in_place(x: np.ndarray) -> None:
@@ -205,7 +247,8 @@ class TimeGRU(_Recurrent):
 
     Config = TimeGRUConfig
     gates = 3
-    examples = [({"units": 3}, [(4, 2)]), ({"units": 2, "return_sequences": False}, [(3, 3)])]
+    examples = [({"units": 3}, [(4, 2)]), ({"units": 2, "return_sequences": False}, [(3, 3)]),
+                ({"units": 3, "stateful": True}, [(4, 2)])]
 
     def forward(self, xs: np.ndarray, train: bool = False) -> np.ndarray:
         _, Wh, _ = self.params
@@ -214,7 +257,7 @@ class TimeGRU(_Recurrent):
         ax = self._project(xs)
         hs = np.empty((n, t, H), dtype=ax.dtype)
         self.gate_values = np.empty((n, t, 3 * H), dtype=ax.dtype)  # z, r, h~
-        h = np.zeros((n, H), dtype=ax.dtype)
+        h = self.h0 = self._initial("h", ax)
         for k in range(t):
             zr = sigmoid(ax[:, k, :2 * H] + h @ Wh[:, :2 * H])
             z, r = zr[:, :H], zr[:, H:]
@@ -223,13 +266,14 @@ class TimeGRU(_Recurrent):
             self.gate_values[:, k] = np.concatenate([z, r, h_hat], axis=1)
             hs[:, k] = h
         self.xs = xs
+        self._carry(h=h)
         return self._output(hs)
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
         _, Wh, _ = self.params
         dhs, hs, gv = self._full_dy(dy), self.hs, self.gate_values
         H = Wh.shape[0]
-        h_prev_all = _previous(hs)
+        h_prev_all = _previous(hs, self.h0)
         dA = np.empty_like(gv)
         dh = np.zeros_like(hs[:, 0])
         for k in reversed(range(hs.shape[1])):
