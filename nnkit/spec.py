@@ -58,6 +58,19 @@ class InputSpec(Strict):
         return self
 
 
+class BpttSpec(Strict):
+    """Truncated backpropagation through time over one ordered stream, as the book's
+    RnnlmTrainer: the data read as one sequence, `batch_size` rows starting
+    len / batch_size apart, `time_size` steps per window, no shuffling."""
+
+    time_size: int = Field(ge=1, le=100_000)  # steps per window (the book's time_size: 5 in ch. 5, 35 in ch. 6)
+    eval_batch_size: int = Field(default=10, ge=1, le=MAX_INT)  # rows of held-out text scored side by side
+    # true: the state and the read positions run on from one epoch into the next (one book
+    # `fit` over every epoch: ch. 5, ch. 6's train_rnnlm.py); false: each epoch starts at the
+    # stream's start from zero state (a `fit` per epoch: train_better_rnnlm.py).
+    continuous: bool = False
+
+
 class TrainSpec(Strict):
     """How to train: the book's trainer settings."""
 
@@ -68,6 +81,7 @@ class TrainSpec(Strict):
     # Global-norm clipping, the book's `max_grad`: scale all grads by max_grad / (norm + 1e-6).
     max_grad: float | None = Field(default=None, gt=0, le=1e12)
     nan_guard: bool = True  # stop at the first non-finite loss or param, naming where it began
+    bptt: BpttSpec | None = None  # ordered windows of one stream, for stateful language models
 
 
 class ValidationBase(Strict):

@@ -16,8 +16,9 @@ from .conftest import ROOT
 MAX_MODULE_LINES = 400  # one concern per module: past this, split it
 #: The whole package's budget, as tinygrad keeps one: growth is a decision, not a drift.
 #: 8,500 until interop (ONNX export, safetensors, data files as users have them, #14),
-#: sweeps (Optuna on Dask, #13) and the book's language models (#17) came.
-MAX_PACKAGE_LINES = 11_000
+#: sweeps (Optuna on Dask, #13) and the book's language models (#17) came; 11,000 until
+#: #17's truncated BPTT, stateful evaluation and text generation.
+MAX_PACKAGE_LINES = 11_500
 #: Where the default registry may be resolved: the public entry points only.
 #: `nnkit.sweep()` is a public function like `nnkit.load`; a sweep's trial runs in a Dask
 #: worker process, whose registry is what that machine has installed.

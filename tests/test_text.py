@@ -26,9 +26,9 @@ def corpus(tmp_path: Path, text: str = PTB_LIKE, **config: object) -> TextCorpus
 
 def test_words_end_each_line_with_eos_and_keep_ptbs_tokens(tmp_path: Path) -> None:
     words = corpus(tmp_path).words()
-    assert words == ["the", "<unk>", "rose", "$", "n", "million", "<eos>", "the", "company", "said", ".", "<eos>",
+    assert words == ["the", "<unk>", "rose", "$", "N", "million", "<eos>", "the", "company", "said", ".", "<eos>",
                      "it", "rose", "<eos>"]
-    assert corpus(tmp_path, eos=False).words()[:7] == ["the", "<unk>", "rose", "$", "n", "million", "the"]
+    assert corpus(tmp_path, eos=False).words()[:7] == ["the", "<unk>", "rose", "$", "N", "million", "the"]
     assert corpus(tmp_path, max_words=4).words() == ["the", "<unk>", "rose", "$"]
     assert corpus(tmp_path).vocabulary()[:4] == ["the", "<unk>", "rose", "$"]  # first appearance
 
@@ -112,7 +112,7 @@ def test_a_checkpoint_keeps_its_corpus_words(tmp_path: Path) -> None:
     model.save(tmp_path / "m.nnk")
     (tmp_path / "c.txt").unlink()  # the checkpoint needs the text no more to speak words
     loaded = nnkit.load(tmp_path / "m.nnk", grads=False)
-    words = ["the", "<unk>", "rose", "$", "n", "million", "<eos>", "company", "said", ".", "it"]
+    words = ["the", "<unk>", "rose", "$", "N", "million", "<eos>", "company", "said", ".", "it"]
     assert loaded.spec.inputs["c0"].vocabulary == loaded.spec.inputs["c1"].vocabulary == words
 
 

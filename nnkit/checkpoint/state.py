@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 STREAMS = ("network", "shuffle")  # the random streams a run carries from step to step
 _NAME = NAME_PATTERN.strip("^$")
 _ARRAY_NAMES = re.compile(rf"^(params|grads)/{_NAME}\.{_NAME}$|^optimizer/{_NAME}\.{_NAME}/{_NAME}$"
-                          rf"|^progress/order$|^callbacks/{_NAME}/{_NAME}(\.{_NAME})?$")
+                          rf"|^progress/order$|^callbacks/{_NAME}/{_NAME}(\.{_NAME})?$|^state/{_NAME}\.{_NAME}$")
 
 
 def read_training_state(checkpoint: Checkpoint, network: Network, optimizer: Optimizer, *,
@@ -51,16 +51,18 @@ def read_training_state(checkpoint: Checkpoint, network: Network, optimizer: Opt
                               f"progress.step {progress.step}")
     rngs = _streams(checkpoint, network, trained=progress.step > 0)
     order = None
-    if progress.position:
-        if "progress/order" not in checkpoint.file.index:
-            raise CheckpointError(f"{path}: progress.position {progress.position}: an unfinished epoch without "
-                                  "its order")
+    if progress.position and "progress/order" in checkpoint.file.index:  # (train.bptt keeps none)
         order = np.array(checkpoint.file.array("progress/order"))
         if order.ndim != 1 or not np.issubdtype(order.dtype, np.integer) or \
                 not np.array_equal(np.sort(order), np.arange(len(order))):
             raise CheckpointError(f"{path}: progress/order is not a permutation of the samples")
     elif "progress/order" in checkpoint.file.index:
         raise CheckpointError(f"{path}: progress/order without an unfinished epoch")
+    carried = {name[len("state/"):]: np.array(checkpoint.file.array(name)) for name in checkpoint.file.names("state/")}
+    try:
+        network.set_states(carried)  # stateful layers go on from where the epoch stopped
+    except ValueError as exc:
+        raise CheckpointError(f"{path}: state/: {exc}") from None
     callback_arrays: dict[str, dict[str, np.ndarray]] = {}
     for name in checkpoint.file.names("callbacks/"):
         _, key, array_name = name.split("/", 2)

@@ -2,7 +2,8 @@
 
 Array names: `params/<node>.<param>`, `grads/<node>.<param>`,
 `optimizer/<node>.<param>/<slot>`, `progress/order` (the shuffled order of an unfinished
-epoch) and `callbacks/<key>/<name>`.
+epoch), `callbacks/<key>/<name>` and `state/<node>.<name>` (the h and c stateful
+recurrent layers carry into their next window).
 """
 
 from __future__ import annotations
@@ -97,6 +98,8 @@ def save(path: str | Path, network: Network, registry: Registry, state: Training
             arrays[f"optimizer/{key}"] = value
         if state.order is not None and state.progress.position:
             arrays["progress/order"] = state.order
+        # What stateful layers carry into the next window (of this epoch, or of the next).
+        arrays.update({f"state/{key}": value for key, value in network.states().items()})
         for key, named in state.callback_arrays.items():
             for name, value in named.items():
                 arrays[f"callbacks/{key}/{name}"] = value

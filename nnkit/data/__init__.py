@@ -46,6 +46,9 @@ class Dataset:
         #: The folder of the model file that names this dataset: relative paths start there
         #: (set by whoever loads the recipe; None = the current folder).
         self.base_dir: Path | None = None
+        #: For held-out data: the training data's vocabulary (position = id), which a word
+        #: corpus maps its words through; None = the dataset makes its own.
+        self.known: tuple[str, ...] | None = None
 
     def load(self, rng: np.random.Generator) -> Data:
         """Make or read the data; any randomness comes from `rng`."""

@@ -40,7 +40,7 @@ class RecipeData:
             self._all = self._load(self.spec.data, "data")
         return self._all
 
-    def _load(self, config: Any, stream: str) -> Data:
+    def _load(self, config: Any, stream: str, known: tuple[str, ...] | None = None) -> Data:
         path = getattr(config, "path", None)
         if self.confine and isinstance(path, str):
             folder = (self.base_dir or Path(".")).resolve()
@@ -48,7 +48,7 @@ class RecipeData:
                 raise DataError(f"{self.source}: the stored recipe's data path {path!r} leads outside the "
                                 f"checkpoint's folder {folder}; pass the data yourself (nnkit evaluate --data FILE)")
         dataset = self.registry.get("dataset", config.type).cls(config)
-        dataset.base_dir = self.base_dir
+        dataset.base_dir, dataset.known = self.base_dir, known
         try:
             return dataset.load(self.rngs[stream])
         except (OSError, ValueError) as exc:
@@ -60,7 +60,7 @@ class RecipeData:
             if v is None:
                 self._split = (self.all, None)
             elif v.data is not None:
-                self._split = (self.all, self._load(v.data, "validation"))
+                self._split = (self.all, self._load(v.data, "validation", known=self.all.vocabulary))
             else:
                 assert v.split is not None  # ValidationBase: one of the two
                 self._split = split_data(self.all, v.split, self.rngs["split"])
@@ -77,9 +77,12 @@ class RecipeData:
         return self._splits()[1]
 
 
-def inputs_like(data: Data) -> dict[str, InputSpec]:
-    """Network inputs shaped like the data's samples: `x`, or the data's own names."""
+def inputs_like(data: Data, time_size: int | None = None) -> dict[str, InputSpec]:
+    """Network inputs shaped like the data's samples: `x`, or the data's own names; with
+    `time_size` (train.bptt) one input of windows of that many ids."""
     arrays = data.x if isinstance(data.x, Mapping) else {"x": data.x}
+    if time_size is not None:
+        return {name: InputSpec(shape=[time_size], dtype="int") for name in arrays}
     return {name: InputSpec(shape=list(a.shape[1:]), dtype="int" if np.issubdtype(a.dtype, np.integer) else "float")
             for name, a in arrays.items()}
 

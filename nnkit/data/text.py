@@ -1,6 +1,8 @@
 """A word corpus from a text file, read as the book reads PTB (chapters 4–6): one sentence
-per line, `<eos>` where each line ends, words as the book's preprocess cuts them, ids in
-order of first appearance. Two ways to cut it into samples:
+per line, `<eos>` where each line ends, a word each run of non-space characters, as they
+stand (PTB's files are tokenized and lower case but for N; the `corpus` dataset's
+preprocess is for raw sentences), ids in order of first appearance. Two ways to cut it
+into samples:
 
 - `cbow`: (context, center) windows, as the `corpus` dataset and the book's
   `create_contexts_target`: x {"c0": (N,), …}, t (N,) center ids;
@@ -14,10 +16,15 @@ order of first appearance. Two ways to cut it into samples:
     mode = "next_word"
     length = 35
     max_words = 1000            # the book's chapter 5 takes the first 1000 words
+
+Held-out text (a `[validation]` dataset) takes the training data's vocabulary: its words
+get the training ids, and words the training text lacks become `<unk>`, as in PTB.
+A language model reads `next_word` sequences as one stream with `train.bptt`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Literal
 
@@ -26,13 +33,16 @@ from pydantic import Field
 
 from nnkit.config import Config
 from nnkit.data import Data, Dataset
-from nnkit.data.corpus import cbow_windows, tokenize
+from nnkit.data.corpus import cbow_windows
 from nnkit.errors import DataError, reading
 from nnkit.paths import open_regular
 
 EOS = "<eos>"
 #: Text files are read whole; past this they are refused (a corpus of ~100 M words).
 MAX_BYTES = 1 << 30
+
+
+UNK = "<unk>"
 
 
 class TextConfig(Config):
@@ -62,9 +72,11 @@ class TextCorpus(Dataset):
             text = raw.decode("utf-8")
         except UnicodeDecodeError as exc:
             raise DataError(f"{path}: not UTF-8 text: {exc}") from None
+        return self._kept(line.split() for line in text.splitlines())
+
+    def _kept(self, lines: Iterable[list[str]]) -> list[str]:
         words: list[str] = []
-        for line in text.splitlines():
-            tokens = tokenize(line)
+        for tokens in lines:
             if tokens:
                 words += [*tokens, EOS] if self.config.eos else tokens
         if self.config.max_words is not None:
@@ -77,7 +89,15 @@ class TextCorpus(Dataset):
 
     def load(self, rng: np.random.Generator) -> Data:
         words = self.words()
-        ids = {w: i for i, w in enumerate(dict.fromkeys(words))}
+        if self.known is None:
+            ids = {w: i for i, w in enumerate(dict.fromkeys(words))}
+        else:  # held-out text: the training ids
+            ids = {w: i for i, w in enumerate(self.known)}
+            unknown = sorted({w for w in words if w not in ids})
+            if unknown and UNK not in ids:
+                raise ValueError(f"{len(unknown)} words the training text lacks (first {unknown[0]!r}) and no "
+                                 f"{UNK} among its words to stand for them")
+            words = [w if w in ids else UNK for w in words]
         corpus = np.array([ids[w] for w in words], dtype=np.int64)
         c = self.config
         if c.mode == "cbow":
@@ -89,3 +109,4 @@ class TextCorpus(Dataset):
         t = np.full(n * c.length, -1, dtype=np.int64)
         x[:len(corpus) - 1], t[:len(corpus) - 1] = corpus[:-1], corpus[1:]
         return Data(x.reshape(n, c.length), t.reshape(n, c.length), vocabulary=tuple(ids))
+

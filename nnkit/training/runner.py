@@ -27,6 +27,7 @@ from nnkit.optim.clipping import clip_grads
 from nnkit.optim.optimizers import Optimizer
 from nnkit.registry import Registry
 from nnkit.spec import Spec
+from nnkit.training.bptt import Windows, add_step, as_stream, scores_of_stream
 from nnkit.training.callbacks import Callback, CallbackList, NanGuard
 from nnkit.training.progress import Log, LogLines
 from nnkit.training.resume import resume_recipe
@@ -81,7 +82,8 @@ class Runner:
         rngs = streams(spec.train.seed)
         data = RecipeData(spec, registry, source, rngs)
         if spec.inputs is None:
-            spec = spec.replace(inputs=inputs_like(data.all))
+            time_size = spec.train.bptt.time_size if spec.train.bptt is not None else None
+            spec = spec.replace(inputs=inputs_like(data.all, time_size))
         network = Network.from_spec(spec, registry, rng=rngs["network"], source=source)
         state = TrainingState(make_optimizer(spec, registry), {k: rngs[k] for k in ("network", "shuffle")})
         return cls(network, state, registry, data=data, source=source, callbacks=callbacks,
@@ -204,12 +206,18 @@ class Runner:
             validation = (self.validation_data.x, self.validation_data.t)
         x, t = self._resolve(x, t)
         target = epochs if epochs is not None else self.spec.train.epochs
-        n, batch = count_rows(x), self.spec.train.batch_size
-        if len(t) != n:
-            raise DataError(f"x has {n} samples but t has {len(t)}")
-        steps = n // batch
-        if steps == 0:
-            raise DataError(f"batch_size {batch} is larger than the {n} training samples")
+        batch, bptt, windows = self.spec.train.batch_size, self.spec.train.bptt, None
+        if bptt is not None:  # one ordered stream, read in the book's windows
+            windows = Windows(*as_stream(x, t, self.source), batch, bptt.time_size, self.source)
+            x, t = windows.xs, windows.ts
+            n, steps = len(t), windows.steps
+        else:
+            n = count_rows(x)
+            if len(t) != n:
+                raise DataError(f"x has {n} samples but t has {len(t)}")
+            steps = n // batch
+            if steps == 0:
+                raise DataError(f"batch_size {batch} is larger than the {n} training samples")
         if self.network.loss_layer is None:
             raise ModelFileError(f"{self.source}: the network has no loss; add a [loss] section")
         self.network.plan.check_batch(batch, "a training step")
@@ -230,7 +238,7 @@ class Runner:
         # NumPy's own overflow warnings would only be noise ahead of that error.
         quiet = np.errstate(over="ignore", invalid="ignore", divide="ignore") if guard else contextlib.nullcontext()
         with quiet:
-            self._loop(x, t, validation, target, steps, batch, hooks)
+            self._loop(x, t, validation, target, steps, batch, hooks, windows)
         hooks.on_train_end(self)
         return self.history
 
@@ -256,7 +264,7 @@ class Runner:
         progress, order = self.state.progress, self.state.order
         if not progress.position:
             return
-        if order is None or len(order) != n:
+        if self.spec.train.bptt is None and (order is None or len(order) != n):
             raise CheckpointError(f"{self.source}: progress/order holds {0 if order is None else len(order)} "
                                   f"samples; the data has {n}")
         if progress.position >= steps:
@@ -268,29 +276,35 @@ class Runner:
                                   f"{sorted(expected)}")
 
     def _loop(self, x: Inputs, t: np.ndarray, validation: tuple[Inputs, np.ndarray] | None,
-              target: int, steps: int, batch: int, hooks: CallbackList) -> None:
+              target: int, steps: int, batch: int, hooks: CallbackList, windows: Windows | None) -> None:
         net, optimizer, progress = self.network, self.optimizer, self.state.progress
         params, grads = list(net.params.values()), list(net.grads.values())
         shuffle, max_grad = self.state.rngs["shuffle"], self.spec.train.max_grad
+        continuous = self.spec.train.bptt is not None and self.spec.train.bptt.continuous
         while progress.epoch < target and not self.stop_training:
-            if progress.position == 0 or self.state.order is None:
-                self.state.order = shuffle.permutation(len(t))
+            if progress.position == 0 or (windows is None and self.state.order is None):
+                if windows is None:
+                    self.state.order = shuffle.permutation(len(t))
+                if not continuous:
+                    net.reset_states()  # stateful layers start each epoch from zero
                 progress.position = 0
                 progress.running = {"loss": 0.0, **{m.name: 0.0 for m in self.metrics}}
                 hooks.on_epoch_begin(self, progress.epoch + 1)
             order, running = self.state.order, progress.running
             while progress.position < steps and not self.stop_training:
-                idx = order[progress.position * batch:(progress.position + 1) * batch]
-                tb = t[idx]
-                self.last_step = step = net.loss(take_rows(x, idx), tb, train=True)
+                xb: Inputs
+                if windows is not None:  # the book's time_idx, on from the last epoch's when continuous
+                    xb, tb = windows.window(progress.epoch * steps * continuous + progress.position)
+                else:
+                    assert order is not None
+                    idx = order[progress.position * batch:(progress.position + 1) * batch]
+                    xb, tb = take_rows(x, idx), t[idx]
+                self.last_step = step = net.loss(xb, tb, train=True)
                 net.backward()
                 if max_grad is not None:
                     clip_grads(grads, max_grad)
                 optimizer.update(params, grads)
-                running["loss"] += step.loss
-                for metric in self.metrics:
-                    value = metric.from_step(step)
-                    running[metric.name] += metric(step.predictions, tb) if value is None else value
+                add_step(running, self.metrics, step, tb)
                 progress.position += 1
                 progress.step += 1
                 hooks.on_step_end(self, progress.step, step.loss)
@@ -321,15 +335,21 @@ class Runner:
         x, t = self._resolve(x, t)
         if self.network.loss_layer is None:
             raise ModelFileError(f"{self.source}: the network has no loss to evaluate")
+        bptt = self.spec.train.bptt
+        if bptt is not None:  # a language model: the held-out text as one stream, state carried
+            if confusion:
+                raise DataError(f"{self.source}: no confusion matrix for a language model (train.bptt)")
+            return scores_of_stream(self.network, self.metrics, x, t, bptt.eval_batch_size, bptt.time_size)
         n = len(t)
         if n == 0:
             raise DataError("nothing to evaluate: no samples")
         loss_sum, chunks = 0.0, []
-        for start in range(0, n, batch_size):
-            xb, tb = take_rows(x, slice(start, start + batch_size)), t[start:start + batch_size]
-            result = self.network.loss(xb, tb, train=False)
-            loss_sum += result.loss * len(tb)
-            chunks.append(result.predictions)
+        with self.network.streaming(carry=False):  # batch by batch, each from zero states
+            for start in range(0, n, batch_size):
+                xb, tb = take_rows(x, slice(start, start + batch_size)), t[start:start + batch_size]
+                result = self.network.loss(xb, tb, train=False)
+                loss_sum += result.loss * len(tb)
+                chunks.append(result.predictions)
         predictions = np.concatenate(chunks)
         scores: dict[str, Any] = {"loss": loss_sum / n,
                                   **{m.name: m.finish(m(predictions, t)) for m in self.metrics}, "samples": n}
