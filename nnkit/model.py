@@ -278,6 +278,19 @@ class Model:
             raise DataError(f"batch_size must be at least 1, not {batch_size}")
         return self.network.predict(as_inputs(x, self.columns), batch_size=batch_size)
 
+    def generate(self, start: str | list[str] = "<eos>", *, length: int = 100, greedy: bool = False,
+                 temperature: float = 1.0, seed: int = 0, skip: str | list[str] = "") -> list[str]:
+        """`length` words a language model writes after `start` (words, or a string of them),
+        one step at a time with its state carried: the most probable each time (`greedy`)
+        or drawn (from a generator seeded with `seed`; `temperature` < 1 sharpens), never
+        one of `skip`. Words go in and out through the vocabulary the model was trained on."""
+        from nnkit.generate import generate, vocabulary_of
+
+        words = start.split() if isinstance(start, str) else list(start)
+        return generate(self.network, vocabulary_of(self.spec), words, length=length, rng=np.random.default_rng(seed),
+                        greedy=greedy, temperature=temperature,
+                        skip=skip.split() if isinstance(skip, str) else list(skip))
+
     def save(self, path: str | Path, *, grads: bool = True, allow_non_finite: bool = False) -> None:
         """Write the network, its recipe, grads, optimizer and RNG state, progress and every
         callback's state to `path`, atomically; `nnkit.load` continues from it bit for bit.

@@ -14,7 +14,7 @@ import os
 import re
 import sys
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from nnkit.cli import commands
@@ -22,25 +22,42 @@ from nnkit.cli import train as train_command
 from nnkit.errors import NnkitError
 
 
-def _positive(text: str) -> int:
-    """argparse type: a whole number ≥ 1."""
+def _whole(least: int) -> Callable[[str], int]:
+    """argparse type: a whole number ≥ `least`."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be a whole number, not {text!r}") from None
+        if value < least:
+            raise argparse.ArgumentTypeError(f"must be at least {least}, not {value}")
+        return value
+    return parse
+
+
+_count, _positive = _whole(0), _whole(1)
+
+
+def _positive_float(text: str) -> float:
+    """argparse type: a finite number > 0."""
     try:
-        value = int(text)
+        value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a whole number, not {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+        raise argparse.ArgumentTypeError(f"must be a number, not {text!r}") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be above 0 and finite, not {text}")
     return value
 
 
-COMMANDS = ("train", "predict", "evaluate", "export", "sweep", "validate", "migrate", "inspect", "plot", "plugins",
-            "schema")
+COMMANDS = ("train", "predict", "evaluate", "generate", "export", "sweep", "validate", "migrate", "inspect", "plot",
+            "plugins", "schema")
 EXAMPLES = """examples:
   nnkit train examples/spiral.toml -o spiral.nnk       train, save the checkpoint
   nnkit train --resume spiral.nnk --epochs 400         train on to 400 epochs in all
   nnkit predict spiral.nnk --input x.npy --output y.npy
   nnkit evaluate spiral.nnk                            loss, metrics, confusion matrix
   nnkit export spiral.nnk --format onnx -o spiral.onnx for ONNX Runtime
+  nnkit generate ch6.nnk --start "the" --length 30   text from a language model
   nnkit COMMAND --help                                 what a command takes"""
 
 
@@ -94,6 +111,21 @@ def build_parser() -> argparse.ArgumentParser:
                                          "column, or --label) to score; - for CSV on standard input")
     _column_options(evaluate, label=True)
     evaluate.set_defaults(run=commands.evaluate)
+
+    generate = command("generate", "write text with a language model, a word at a time, its state carried",
+                       'nnkit generate ch6.nnk --start "the" --length 30 --skip "N <unk>"')
+    generate.add_argument("checkpoint", help="a language model trained on a word corpus (its vocabulary is stored)")
+    generate.add_argument("--start", default="<eos>", help="the words to go on from (default: <eos>, a sentence's "
+                                                          "start)")
+    generate.add_argument("--length", type=_count, default=100, help="words to write (default 100)")
+    how = generate.add_mutually_exclusive_group()
+    how.add_argument("--greedy", action="store_true", help="always the most probable word")
+    how.add_argument("--temperature", type=_positive_float, default=1.0,
+                     help="draw from the model's distribution sharpened (< 1) or flattened (> 1); default 1")
+    generate.add_argument("--seed", type=int, default=0, help="seeds the draws (default 0: the same text each run)")
+    generate.add_argument("--skip", default="", help="words never to write, separated by spaces or commas, "
+                                                    'e.g. "N,<unk>"')
+    generate.set_defaults(run=commands.generate)
 
     export = command("export", "write a checkpoint for other tools: an ONNX graph or a safetensors file",
                      "nnkit export spiral.nnk --format onnx --out spiral.onnx")

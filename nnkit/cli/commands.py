@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from nnkit.errors import NnkitError
+from nnkit.errors import DataError, NnkitError
 
 
 def predict(args: argparse.Namespace) -> tuple[int, dict[str, Any]]:
@@ -32,7 +32,10 @@ def evaluate(args: argparse.Namespace) -> tuple[int, dict[str, Any]]:
     from nnkit.training.progress import format_record
 
     model = Model.load(args.checkpoint, grads=False)
-    if args.data:
+    if args.data and args.data.lower().endswith(".txt"):
+        data = _text_data(args.data, model.spec)
+        results = {"data": model.evaluate(data.x, data.t)}
+    elif args.data:
         data = _file_data(args.data, header=args.header, features=args.features, label=args.label,
                           fitted=model.columns)
         results = {"data": model.evaluate(data.x, data.t, confusion=True)}
@@ -49,6 +52,37 @@ def evaluate(args: argparse.Namespace) -> tuple[int, dict[str, Any]]:
         if result.get("confusion"):
             print(_confusion_table(result["confusion"]))
     return 0, results
+
+
+def generate(args: argparse.Namespace) -> tuple[int, dict[str, Any]]:
+    from nnkit.generate import as_text
+    from nnkit.model import Model
+
+    model = Model.load(args.checkpoint, grads=False)
+    start = args.start.split()
+    words = model.generate(start, length=args.length, greedy=args.greedy, temperature=args.temperature,
+                           seed=args.seed, skip=args.skip.replace(",", " ").split())
+    if not args.json:
+        print(as_text([w for w in start if w != "<eos>"] + words))
+    return 0, {"start": start, "words": words}
+
+
+def _text_data(path: str, spec: Any) -> Any:
+    """Held-out text for a language model, read as its training text was (next-word
+    sequences), its words in the model's vocabulary (words it lacks: <unk>)."""
+    import numpy as np
+
+    from nnkit.data.text import TextConfig, TextCorpus
+    from nnkit.generate import vocabulary_of
+
+    vocabulary = tuple(vocabulary_of(spec))
+    options = spec.data.model_dump(include={"length", "eos"}) if getattr(spec.data, "type", None) == "text" else {}
+    dataset = TextCorpus(TextConfig(path=path, **options))
+    dataset.known = vocabulary
+    try:
+        return dataset.load(np.random.default_rng(0))
+    except ValueError as exc:
+        raise DataError(f"{path}: {exc}") from None
 
 
 def _file_data(path: str, *, header: bool | None = None, features: tuple[str, ...] | None = None,
