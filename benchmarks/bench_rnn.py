@@ -7,7 +7,9 @@ step, its backward step by step) written out here, all measured in the same run.
 
 Each contender runs forward and backward on the same (N, T, D) input with the same dL/dy,
 interleaved round after round; a ratio is the median over rounds of nnkit's time over the
-other's (< 1: nnkit is faster). Target: nnkit / PyTorch ≤ 1.1 at both sizes.
+other's (< 1: nnkit is faster). Target: nnkit / PyTorch ≤ 1.1 at both sizes. The last
+column is the stateful layer (truncated BPTT, state carried between windows) over the
+plain one: carrying the state should cost nothing.
 """
 
 from __future__ import annotations
@@ -65,11 +67,13 @@ def book_lstm(x: np.ndarray, dy: np.ndarray, h_units: int, rng: np.random.Genera
     return run
 
 
-def nnkit_layer(kind: str, x: np.ndarray, dy: np.ndarray, h_units: int) -> Callable[[], None]:
+def nnkit_layer(kind: str, x: np.ndarray, dy: np.ndarray, h_units: int, stateful: bool = False) -> Callable[[], None]:
+    """nnkit-rnn's layer; `stateful`: each forward starts from the state the last one left."""
     import nnkit_rnn
 
     cls = {"LSTM": nnkit_rnn.TimeLSTM, "GRU": nnkit_rnn.TimeGRU, "RNN": nnkit_rnn.TimeRNN}[kind]
-    layer = cls(cls.Config(units=h_units), [x.shape[1:]], dtype="float32", rng=np.random.default_rng(0))
+    layer = cls(cls.Config(units=h_units, stateful=stateful), [x.shape[1:]], dtype="float32",
+                rng=np.random.default_rng(0))
 
     def run() -> None:
         layer.forward(x, train=True)
@@ -120,7 +124,9 @@ def report(kind: str, size: str, times: dict[str, list[float]]) -> str:
             return "-"
         return f"{statistics.median(a / b for a, b in zip(times['nnkit'], times[name])):.2f}"
 
-    return f"{kind:6}{size:8}{ms('nnkit')}{ms('torch')}{ms('book')}{ratio('torch'):>13}{ratio('book'):>12}"
+    stateful = f"{statistics.median(a / b for a, b in zip(times['stateful'], times['nnkit'])):.2f}"
+    return (f"{kind:6}{size:8}{ms('nnkit')}{ms('torch')}{ms('book')}{ratio('torch'):>13}{ratio('book'):>12}"
+            f"{stateful:>16}")
 
 
 def main() -> int:
@@ -144,14 +150,15 @@ def main() -> int:
             use_torch = False
     print(f"{args.rounds} interleaved rounds, float32, forward + backward; PyTorch: "
           f"{'yes' if use_torch else 'not measured'}\n")
-    print(f"{'layer':6}{'size':8}{'nnkit ms':>10}{'torch ms':>10}{'book ms':>10}{'nnkit/torch':>13}{'nnkit/book':>12}")
+    print(f"{'layer':6}{'size':8}{'nnkit ms':>10}{'torch ms':>10}{'book ms':>10}{'nnkit/torch':>13}{'nnkit/book':>12}"
+          f"{'stateful/nnkit':>16}")
     for size in args.sizes:
         n, t, d, h = SIZES[size]
         rng = np.random.default_rng(0)
         x = rng.standard_normal((n, t, d)).astype(np.float32)
         dy = rng.standard_normal((n, t, h)).astype(np.float32)
         for kind in ("LSTM", "GRU", "RNN"):
-            runs = {"nnkit": nnkit_layer(kind, x, dy, h)}
+            runs = {"nnkit": nnkit_layer(kind, x, dy, h), "stateful": nnkit_layer(kind, x, dy, h, stateful=True)}
             if use_torch:
                 runs["torch"] = torch_layer(kind, x, dy, h)
             if kind == "LSTM":

@@ -28,17 +28,8 @@ from nnkit.layer import Layer, LossLayer, ParamDecl, Shape
 from nnkit.limits import default_activation_cap, env_count, max_params_from_env
 from nnkit.names import ParamRef
 from nnkit.registry import Registry
+from nnkit.sharing import resolve_shared
 from nnkit.spec import Node, Spec
-
-
-@dataclass(frozen=True)
-class SharedParam:
-    """Param `index` of node `node` is the param `owner` (transposed if `transpose`)."""
-
-    node: str
-    index: int
-    owner: ParamRef
-    transpose: bool
 
 
 @dataclass(frozen=True)
@@ -74,7 +65,7 @@ class NetworkPlan:
         self.holders: dict[str, Layer] = {**self.layers}
         if spec.loss is not None and self.loss_layer is not None:
             self.holders[spec.loss.name] = self.loss_layer
-        self.shared = self._resolve_shared()
+        self.shared = resolve_shared(self.spec, self.holders, source)
         borrowed = {(s.node, s.index) for s in self.shared}
         #: The params the network owns (shared ones once, under their owner's name), in
         #: graph order: what a checkpoint stores and an optimizer updates.
@@ -105,44 +96,6 @@ class NetworkPlan:
             raise ModelFileError(
                 f"{self.source}: {node.label} ({node.type}) with inputs {shown}: {exc}") from None
         return layer
-
-    def _declared(self, ref: ParamRef) -> ParamDecl | None:
-        layer = self.holders.get(ref.node)
-        return next((d for d in layer.declared if d.name == ref.param), None) if layer is not None else None
-
-    def _resolve_shared(self) -> list[SharedParam]:
-        """Check every `share`/`tie` and follow chains to the param that owns the array."""
-        links: dict[ParamRef, tuple[ParamRef, bool]] = {}
-        for node in [*self.spec.order, *([self.spec.loss] if self.spec.loss is not None else [])]:
-            layer = self.holders[node.name]
-            for field, transpose, refs in (("share", False, node.share), ("tie", True, node.tie)):
-                for pname, owner in refs.items():
-                    if pname not in layer.param_names:
-                        raise ModelFileError(f"{self.source}: node {node.name!r} has no param {pname!r} to {field} "
-                                             f"(it has {layer.param_names or 'none'})")
-                    if self._declared(owner) is None:
-                        raise ModelFileError(f"{self.source}: node {node.name!r} {field}s {str(owner)!r}, but node "
-                                             f"{owner.node!r} has no param {owner.param!r}")
-                    links[ParamRef(node.name, pname)] = (owner, transpose)
-        shared = []
-        for ref, (owner, transpose) in links.items():
-            seen = {ref}
-            while owner in links:  # a chain: a shares b, b shares c → a is c
-                if owner in seen:
-                    raise ModelFileError(f"{self.source}: params share in a circle: "
-                                         f"{' -> '.join(sorted(map(str, seen)))}")
-                seen.add(owner)
-                owner, more = links[owner]
-                transpose ^= more
-            mine, theirs = self._declared(ref), self._declared(owner)
-            assert mine is not None and theirs is not None  # checked above
-            want = theirs.shape[::-1] if transpose else theirs.shape
-            if mine.shape != want:
-                how = "tie (transposed)" if transpose else "share"
-                raise ModelFileError(f"{self.source}: node {ref.node!r} cannot {how} {str(owner)!r}: its "
-                                     f"{ref.param} is {mine.shape}, {owner} gives {want}")
-            shared.append(SharedParam(ref.node, self.holders[ref.node].param_names.index(ref.param), owner, transpose))
-        return shared
 
     def param_count(self) -> int:
         """Number of trainable numbers, each shared array counted once."""
