@@ -115,6 +115,13 @@ class Layer:
         self.params: list[np.ndarray] = []
         self.grads: list[np.ndarray] = []
         self.input_shapes: list[Shape] = [tuple(s) for s in input_shapes]
+        #: Further outputs besides the main one: port → per-sample shape, declared in
+        #: `build` with `add_output`; a model file takes one as "<node>.<port>".
+        self.ports: dict[str, Shape] = {}
+        #: What the last forward gave at each port, (N, *shape); set by `forward`.
+        self.port_values: dict[str, np.ndarray] = {}
+        #: dL/d(port) for the next `backward`, set by the network; a port missing is zero.
+        self.port_grads: dict[str, np.ndarray] = {}
         self.output_shape: Shape = tuple(self.build(*self.input_shapes))
         if rng is not None:
             self.attach([d.fresh(rng, self.dtype) for d in self.declared],
@@ -140,6 +147,10 @@ class Layer:
         here: the arrays arrive through `attach`, in the order of declaration.
         """
         self.declared.append(ParamDecl(name, tuple(int(s) for s in shape), init))
+
+    def add_output(self, port: str, shape: Shape) -> None:
+        """Declare a further output (a recurrent layer's final state "h"); call from `build`."""
+        self.ports[port] = tuple(int(s) for s in shape)
 
     def attach(self, params: Sequence[np.ndarray], grads: Sequence[np.ndarray], rng: np.random.Generator) -> None:
         """Give the layer its arrays, once: one param and one grad per declaration, of the

@@ -54,6 +54,7 @@ class NetworkPlan:
         for node in spec.order:
             self.layers[node.name] = layer = self._build(registry, node, shapes)
             shapes[node.name] = layer.output_shape
+            shapes.update({f"{node.name}.{port}": shape for port, shape in layer.ports.items()})
         self.shapes = shapes
         self.loss_layer: LossLayer | None = None
         if spec.loss is not None:
@@ -83,6 +84,13 @@ class NetworkPlan:
             cls = registry.get("layer", node.type).cls
         except PluginError as exc:
             raise ModelFileError(f"{self.source}: {node.label}: {exc}") from None
+        for ref in node.inputs:
+            if ref not in shapes:  # "<node>.<port>" where the node has no such port
+                source, _, port = ref.partition(".")
+                ports = [k.partition(".")[2] for k in shapes if k.startswith(f"{source}.")]
+                has = f"its further outputs: {', '.join(ports)}" if ports else "it has no further outputs"
+                raise ModelFileError(f"{self.source}: {node.label} takes input {ref!r}, but node {source!r} has no "
+                                     f"output {port!r} ({has})")
         in_shapes = [shapes[i] for i in node.inputs]
         if not cls.accepts(len(in_shapes)):
             expected = cls.num_inputs if isinstance(cls.num_inputs, int) else \
@@ -193,6 +201,7 @@ class Network:
         # Both passes compiled once: (layer, node name, its inputs), in graph order.
         self._forward_plan = [(self.layers[n.name], n.name, n.inputs) for n in self.spec.order]
         self._backward_plan = self._forward_plan[::-1]
+        self._rows = 0  # the last forward's batch
 
     @classmethod
     def from_spec(cls, spec: Spec, registry: Registry, *, rng: np.random.Generator, source: str = "<spec>",
@@ -239,6 +248,7 @@ class Network:
         """Every network input and node output by name, (N, ...) each. With `any_length`
         the inputs' first axis after the batch (time) may differ from the spec's."""
         values = self._feed(inputs, any_length)
+        self._rows = count_rows(values)  # the batch: backward's zero dL/dy for a node read by port only
         name = ""
         try:
             for layer, name, names in self._forward_plan:
@@ -246,6 +256,8 @@ class Network:
                     values[name] = layer.forward(values[names[0]], train=train)
                 else:
                     values[name] = layer.forward(*[values[i] for i in names], train=train)
+                for port in layer.ports:  # further outputs, as "<node>.<port>"
+                    values[f"{name}.{port}"] = layer.port_values[port]
         except (ValueError, IndexError) as exc:  # data a layer cannot take, e.g. an id out of range
             raise DataError(f"node {name!r} ({self.layers[name].config.type}): {exc}") from None
         return values
@@ -323,10 +335,13 @@ class Network:
         pending: dict[str, np.ndarray] = {self.spec.loss.inputs[0]: self.loss_layer.backward(dout)}
         for layer, name, inputs in self._backward_plan:
             dy = pending.pop(name, None)
-            if dy is None:  # the node does not reach the loss: its grads are zero
+            layer.port_grads = {p: pending.pop(f"{name}.{p}") for p in layer.ports if f"{name}.{p}" in pending}
+            if dy is None and not layer.port_grads:  # the node does not reach the loss: its grads are zero
                 for grad in layer.grads:
                     grad[...] = 0.0
                 continue
+            if dy is None:  # only a further output reaches the loss (an encoder's final state)
+                dy = np.zeros((self._rows, *self.shapes[name]), dtype=self.dtype)
             dxs = layer.backward(dy)
             for source_name, dx in zip(inputs, (dxs,) if len(inputs) == 1 else dxs):
                 if dx is not None:

@@ -31,7 +31,7 @@ def normalise(file: ModelFileBase, registry: Registry) -> Spec:
     nodes = _name_nodes(file.nodes, inputs)
     known = set(inputs) | {n.name for n in nodes}
     for node in nodes:
-        for ref in node.inputs:
+        for ref in node.inputs:  # a node's name, or "<node>.<port>" for a further output of it
             _check_ref(ref, known, f"{node.label} takes input", node.index)
         for field, links in (("share", node.share), ("tie", node.tie)):
             for pname, owner in links.items():
@@ -101,8 +101,13 @@ def _name_nodes(configs: list[LayerConfig], inputs: list[str]) -> list[Node]:
     return nodes
 
 
+def source_of(ref: str) -> str:
+    """The node (or network input) an input reference reads: "enc.h" reads node "enc"."""
+    return ref.partition(".")[0]
+
+
 def _check_ref(ref: str, known: set[str], what: str, index: int | None = None) -> None:
-    if ref not in known:
+    if source_of(ref) not in known:  # "enc.h": node "enc" must exist; its ports are the layer's
         raise GraphError(f"{what} {ref!r}, which is no node or network input{did_you_mean(ref, sorted(known))}",
                          index)
 
@@ -110,10 +115,10 @@ def _check_ref(ref: str, known: set[str], what: str, index: int | None = None) -
 def _check_used(nodes: list[Node], sinks: list[str]) -> None:
     """Every node must feed an output or the loss (directly, through others, or by lending
     a shared param to a node that does)."""
-    inputs_of = {n.name: n.inputs for n in nodes}
+    inputs_of = {n.name: tuple(source_of(i) for i in n.inputs) for n in nodes}
     lenders = {n.name: [ref.node for ref in [*n.share.values(), *n.tie.values()]] for n in nodes}
     used: set[str] = set()
-    stack = [s for s in sinks if s in inputs_of]
+    stack = [source_of(s) for s in sinks if source_of(s) in inputs_of]
     while stack:
         name = stack.pop()
         if name in used:
@@ -139,6 +144,7 @@ def topological_order(nodes: list[Node]) -> tuple[Node, ...]:
         while stack:
             name, children = stack[-1]
             child = next(children, None)
+            child = source_of(child) if child is not None else None
             if child is None:
                 colour[name] = 2
                 order.append(by_name[name])

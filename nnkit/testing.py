@@ -102,11 +102,16 @@ def check_layer(
             assert y.dtype == np.float64, f"{name}: float64 inputs gave a {y.dtype} output"
         weights = rng.standard_normal(y.shape)
         dout = weights
+        # Further outputs (a recurrent layer's final state) count in the objective too.
+        port_weights = {port: rng.standard_normal(value.shape) for port, value in layer.port_values.items()}
+        assert set(port_weights) == set(layer.ports), f"{name}: forward gave ports {sorted(port_weights)}"
+        layer.port_grads = port_weights
 
         def objective() -> float:
             layer.rng.bit_generator.state = rng_state
             layer.set_state(carried)
-            return float(np.sum(layer.forward(*xs, train=True) * weights))
+            y = layer.forward(*xs, train=True)
+            return float(np.sum(y * weights) + sum(np.sum(layer.port_values[p] * w) for p, w in port_weights.items()))
 
     objective()
     grad_ids = [id(g) for g in layer.grads]

@@ -53,6 +53,9 @@ class NodeBuilder:
         self.inputs: list[str] = list(inputs)
         self.output = output
         self.dtype = graph.dtype
+        #: The graph names of the node's further outputs, by port ("h": a recurrent
+        #: layer's last state), for the nodes that take them as "<node>.<port>".
+        self.ports: dict[str, str] = {}
 
     def param(self, index: int) -> str:
         """The initializer holding the layer's param `index` (a shared param once, under
@@ -126,8 +129,13 @@ def to_onnx(network: Network, registry: Registry) -> Any:
     produced = {name: name for name in network.input_names}
     for node in spec.order:
         out = graph.fresh(f"{node.name}/scores" if node.name == scores_of else node.name)
-        _convert(registry, graph, node.name, network.layers[node.name], [produced[i] for i in node.inputs], out)
-        produced[node.name] = out
+        missing = [i for i in node.inputs if i not in produced]
+        if missing:
+            raise ExportError(f"node {node.name!r} takes {missing[0]!r}, which the ONNX converter of its source "
+                              "does not write")
+        ports = _convert(registry, graph, node.name, network.layers[node.name], [produced[i] for i in node.inputs],
+                         out)
+        produced.update({node.name: out, **{f"{node.name}.{port}": value for port, value in ports.items()}})
     if to_user and spec.loss is not None and network.loss_layer is not None and scores_of is not None:
         graph.used.add(scores_of)
         _convert(registry, graph, spec.loss.name, network.loss_layer, [produced[scores_of]], scores_of)
@@ -155,7 +163,9 @@ def to_onnx(network: Network, registry: Registry) -> Any:
     return model
 
 
-def _convert(registry: Registry, graph: GraphBuilder, name: str, layer: Layer, inputs: list[str], output: str) -> None:
+def _convert(registry: Registry, graph: GraphBuilder, name: str, layer: Layer, inputs: list[str],
+             output: str) -> dict[str, str]:
+    """Write one node through its layer's converter; returns the graph names of its ports."""
     layer_type = layer.config.type
     entry = registry.onnx_converters.get(layer_type)
     if entry is None:
@@ -164,10 +174,12 @@ def _convert(registry: Registry, graph: GraphBuilder, name: str, layer: Layer, i
         raise ExportError(f"node {name!r}: layer type {layer_type!r}{source} has no ONNX converter; its plugin "
                           "can supply one with the hook register_onnx_converters")
     before = len(graph.nodes)
-    entry.convert(layer, NodeBuilder(graph, name, layer, inputs, output))
+    builder = NodeBuilder(graph, name, layer, inputs, output)
+    entry.convert(layer, builder)
     if not any(output in n.output for n in graph.nodes[before:]):
         raise ExportError(f"node {name!r}: the ONNX converter of {layer_type!r} ({entry.plugin.distribution}) "
                           f"did not write its output {output!r}")
+    return builder.ports
 
 
 def export_onnx(network: Network, path: str | Path, registry: Registry) -> Path:

@@ -40,14 +40,22 @@ def _split(node: NodeBuilder, a: str, sizes: list[int]) -> list[str]:
     return parts
 
 
+def _given(node: NodeBuilder, index: int) -> str | None:
+    """The initial state the node takes as input `index` (1: h, 2: c), or None (zero)."""
+    return node.inputs[index] if len(node.inputs) > index else None
+
+
 def time_rnn(layer: Any, node: NodeBuilder) -> None:
     """h_t = tanh(x_t Wx + b + h_{t-1} Wh)."""
     steps, _ = _steps(node, layer)
     Wh = node.param(1)
+    h = _given(node, 1)
     hs: list[str] = []
-    for k, a in enumerate(steps):
-        pre = a if k == 0 else node.add("Add", [a, node.add("MatMul", [hs[-1], Wh])])
-        hs.append(node.add("Tanh", [pre]))
+    for a in steps:
+        pre = a if h is None else node.add("Add", [a, node.add("MatMul", [h, Wh])])  # h_{-1} = 0: x Wx + b
+        h = node.add("Tanh", [pre])
+        hs.append(h)
+    node.ports["h"] = hs[-1]
     _output(node, layer, hs)
 
 
@@ -55,14 +63,17 @@ def time_lstm(layer: Any, node: NodeBuilder) -> None:
     """Gates (f, g, i, o) packed as in nnkit: c_t = f c_{t-1} + g i; h_t = o tanh(c_t)."""
     steps, h_units = _steps(node, layer)
     Wh = node.param(1)
+    h, c = _given(node, 1), _given(node, 2)
     hs: list[str] = []
-    c = ""
-    for k, a in enumerate(steps):
-        pre = a if k == 0 else node.add("Add", [a, node.add("MatMul", [hs[-1], Wh])])
+    for a in steps:
+        pre = a if h is None else node.add("Add", [a, node.add("MatMul", [h, Wh])])
         f, g, i, o = _split(node, pre, [h_units] * 4)
         g_i = node.add("Mul", [node.add("Tanh", [g]), node.add("Sigmoid", [i])])
-        c = g_i if k == 0 else node.add("Add", [node.add("Mul", [node.add("Sigmoid", [f]), c]), g_i])
-        hs.append(node.add("Mul", [node.add("Sigmoid", [o]), node.add("Tanh", [c])]))
+        c = g_i if c is None else node.add("Add", [node.add("Mul", [node.add("Sigmoid", [f]), c]), g_i])
+        h = node.add("Mul", [node.add("Sigmoid", [o]), node.add("Tanh", [c])])
+        hs.append(h)
+    assert c is not None  # a sequence has a step
+    node.ports.update(h=hs[-1], c=c)
     _output(node, layer, hs)
 
 
@@ -73,18 +84,21 @@ def time_gru(layer: Any, node: NodeBuilder) -> None:
     Wh_zr, Wh_h = _split(node, node.param(1), [2 * h_units, h_units])  # Wh's (z, r) and h~ columns
     one = node.constant(1.0)
     hs: list[str] = []
-    for k, a in enumerate(steps):
+    h = _given(node, 1)
+    for a in steps:
         a_zr, a_h = _split(node, a, [2 * h_units, h_units])
-        if k == 0:  # h_{t-1} = 0: z h~ alone
+        if h is None:  # h_{t-1} = 0: z h~ alone
             z = _split(node, node.add("Sigmoid", [a_zr]), [h_units, h_units])[0]
-            hs.append(node.add("Mul", [z, node.add("Tanh", [a_h])]))
+            h = node.add("Mul", [z, node.add("Tanh", [a_h])])
+            hs.append(h)
             continue
-        h = hs[-1]
         z, r = _split(node, node.add("Sigmoid", [node.add("Add", [a_zr, node.add("MatMul", [h, Wh_zr])])]),
                       [h_units, h_units])
         h_hat = node.add("Tanh", [node.add("Add", [a_h, node.add("MatMul", [node.add("Mul", [r, h]), Wh_h])])])
         keep = node.add("Mul", [node.add("Sub", [one, z]), h])
-        hs.append(node.add("Add", [keep, node.add("Mul", [z, h_hat])]))
+        h = node.add("Add", [keep, node.add("Mul", [z, h_hat])])
+        hs.append(h)
+    node.ports["h"] = hs[-1]
     _output(node, layer, hs)
 
 

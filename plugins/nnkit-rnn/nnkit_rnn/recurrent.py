@@ -5,6 +5,11 @@ Python, and in backward computes the weight gradients for all steps in one matmu
 The state starts at zero for every batch, unless the layer is `stateful`: then each
 forward starts from the state the previous one ended in (the book's truncated BPTT: the
 gradient stops at the window's start, the state does not), until `reset_state`.
+
+For encoder-decoder networks (the book's seq2seq, ch. 7) the state also flows through the
+graph: further inputs give the initial state, `inputs = ["dec_embed", "enc.h"]` (and
+"enc.c" for an LSTM), and every layer exposes its last step's state as the further
+outputs "<node>.h" (and "<node>.c"), gradients flowing back through both.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import numpy as np
 from pydantic import Field
 
 import nnkit
+from nnkit.layer import InputGrads
 from nnkit.layers.activations import sigmoid
 from nnkit.layers.init import InitName, normal_init
 
@@ -34,14 +40,22 @@ class _Recurrent(nnkit.Layer):
 
     gates = 1
     config: RecurrentConfig
+    num_inputs = (1, 2)  # xs, and optionally h0
     can_carry_state = True
     #: What the layer carries between batches when stateful, each (N, H).
     state_names: tuple[str, ...] = ("h",)
 
-    def build(self, in_shape: tuple[int, ...]) -> tuple[int, ...]:
+    def build(self, in_shape: tuple[int, ...], *state_shapes: tuple[int, ...]) -> tuple[int, ...]:
         if len(in_shape) != 2:
             raise ValueError(f"expects (time, features) per sample, got {in_shape}")
         (t, d), h, g = in_shape, self.config.units, self.gates
+        for name, shape in zip(self.state_names, state_shapes):
+            if shape != (h,):
+                raise ValueError(f"the initial state {name} must be ({h},) per sample, got {shape}")
+        if state_shapes and self.config.stateful:
+            raise ValueError("a stateful layer starts from the state it carries; it takes no initial state input")
+        for name in self.state_names:
+            self.add_output(name, (h,))  # the last step's state, "<node>.h"
         self.add_param("Wx", (d, g * h), normal_init(self.config.init, d, 0.01))
         self.add_param("Wh", (h, g * h), normal_init(self.config.init, h, 0.01))
         self.add_param("b", (g * h,))
@@ -61,9 +75,13 @@ class _Recurrent(nnkit.Layer):
                 raise ValueError(f"state {name!r} has shape {np.shape(value)}; it must be (N, {self.config.units})")
         self._carried = {name: np.array(value) for name, value in state.items()}
 
-    def _initial(self, name: str, like: np.ndarray) -> np.ndarray:
-        """The state a forward starts from, (N, H): the carried one, else zeros."""
+    def _initial(self, name: str, like: np.ndarray, given: tuple[np.ndarray, ...] = ()) -> np.ndarray:
+        """The state a forward starts from, (N, H): the one given as an input, else the
+        carried one, else zeros."""
         n, h = like.shape[0], self.config.units
+        index = self.state_names.index(name)
+        if index < len(given):
+            return np.asarray(given[index]).astype(like.dtype, copy=False)
         carried = self._carried.get(name) if self.carries_state else None
         if carried is None:
             return np.zeros((n, h), dtype=like.dtype)
@@ -72,9 +90,21 @@ class _Recurrent(nnkit.Layer):
         return carried.astype(like.dtype, copy=False)
 
     def _carry(self, **final: np.ndarray) -> None:
-        """Keep each last step's state for the next forward, when stateful."""
+        """Give each last step's state as a further output, and keep it for the next
+        forward when stateful."""
+        self.port_values = final
         if self.carries_state:
             self._carried = {name: value.copy() for name, value in final.items()}
+
+    def _port_grad(self, name: str, like: np.ndarray) -> np.ndarray:
+        """dL/d(last step's state) from the graph, (N, H), as a fresh array; zeros if none."""
+        grad = self.port_grads.get(name)
+        return np.array(grad, dtype=like.dtype) if grad is not None else np.zeros_like(like)
+
+    def _with_state_grads(self, dxs: np.ndarray, *dstates: np.ndarray) -> InputGrads:
+        """dL/dxs, and dL/d(initial state) for each state given as an input."""
+        given = len(self.input_shapes) - 1
+        return (dxs, *dstates[:given]) if given else dxs
 
     def _full_dy(self, dy: np.ndarray) -> np.ndarray:
         if self.config.return_sequences:
@@ -119,14 +149,14 @@ class TimeRNN(_Recurrent):
 
     Config = TimeRNNConfig
     examples = [({"units": 3}, [(4, 2)]), ({"units": 2, "return_sequences": False}, [(3, 3)]),
-                ({"units": 3, "stateful": True}, [(4, 2)])]
+                ({"units": 3, "stateful": True}, [(4, 2)]), ({"units": 3}, [(4, 2), (3,)])]
 
-    def forward(self, xs: np.ndarray, train: bool = False) -> np.ndarray:
+    def forward(self, xs: np.ndarray, *states: np.ndarray, train: bool = False) -> np.ndarray:
         _, Wh, _ = self.params
         n, t, _ = xs.shape
         a = self._project(xs)
         hs = np.empty((n, t, Wh.shape[0]), dtype=a.dtype)
-        h = self.h0 = self._initial("h", a)
+        h = self.h0 = self._initial("h", a, states)
         for k in range(t):
             h = np.tanh(a[:, k] + h @ Wh)
             hs[:, k] = h
@@ -134,17 +164,17 @@ class TimeRNN(_Recurrent):
         self._carry(h=h)
         return self._output(hs)
 
-    def backward(self, dy: np.ndarray) -> np.ndarray:
+    def backward(self, dy: np.ndarray) -> InputGrads:
         _, Wh, _ = self.params
         dhs, hs = self._full_dy(dy), self.hs
         dA = np.empty_like(hs)
-        dh = np.zeros_like(hs[:, 0])
+        dh = self._port_grad("h", hs[:, 0])  # from the graph, into the last step
         for k in reversed(range(hs.shape[1])):
             dt = (dhs[:, k] + dh) * (1.0 - hs[:, k] ** 2)
             dA[:, k] = dt
             dh = dt @ Wh.T
         h_prev = _previous(hs, self.h0)
-        return self._weight_grads(self.xs, [(h_prev, slice(None))], dA)
+        return self._with_state_grads(self._weight_grads(self.xs, [(h_prev, slice(None))], dA), dh)
 
 
 class TimeLSTMConfig(RecurrentConfig):
@@ -157,11 +187,13 @@ class TimeLSTM(_Recurrent):
 
     Config = TimeLSTMConfig
     gates = 4
+    num_inputs = (1, 3)  # xs, and optionally h0 and c0
     state_names = ("h", "c")
     examples = [({"units": 3}, [(4, 2)]), ({"units": 2, "return_sequences": False}, [(3, 3)]),
-                ({"units": 3, "stateful": True}, [(4, 2)])]
+                ({"units": 3, "stateful": True}, [(4, 2)]), ({"units": 3}, [(4, 2), (3,)]),
+                ({"units": 2, "return_sequences": False}, [(3, 3), (2,), (2,)])]
 
-    def forward(self, xs: np.ndarray, train: bool = False) -> np.ndarray:
+    def forward(self, xs: np.ndarray, *states: np.ndarray, train: bool = False) -> np.ndarray:
         _, Wh, _ = self.params
         n, t, _ = xs.shape
         H = Wh.shape[0]
@@ -171,7 +203,7 @@ class TimeLSTM(_Recurrent):
         self.gate_values = gates = np.empty((n, t, 4 * H), dtype=ax.dtype)
         self.cs, self.tanh_cs = np.empty((n, t, H), dtype=ax.dtype), np.empty((n, t, H), dtype=ax.dtype)
         hs = np.empty((n, t, H), dtype=ax.dtype)
-        h, c = self.h0, self.c0 = self._initial("h", ax), self._initial("c", ax)
+        h, c = self.h0, self.c0 = self._initial("h", ax, states), self._initial("c", ax, states)
         h_Wh, g_i = np.empty((n, 4 * H), dtype=ax.dtype), np.empty((n, H), dtype=ax.dtype)
         for k in range(t):
             a = gates[:, k]
@@ -192,7 +224,7 @@ class TimeLSTM(_Recurrent):
         self._carry(h=h, c=c)
         return self._output(hs)
 
-    def backward(self, dy: np.ndarray) -> np.ndarray:
+    def backward(self, dy: np.ndarray) -> InputGrads:
         _, Wh, _ = self.params
         dhs, hs, cs, tanh_cs = self._full_dy(dy), self.hs, self.cs, self.tanh_cs
         n, t, H = hs.shape
@@ -210,7 +242,8 @@ class TimeLSTM(_Recurrent):
         do_per_dh = tanh_cs * o * (1.0 - o)
         dA4 = np.empty((n, t, 4, H), dtype=gv.dtype)
         dA = dA4.reshape(n, t, 4 * H)
-        dh, dc, ds = (np.zeros((n, H), dtype=gv.dtype) for _ in range(3))
+        ds = np.zeros((n, H), dtype=gv.dtype)
+        dh, dc = self._port_grad("h", ds), self._port_grad("c", ds)  # from the graph, into the last step
         for k in reversed(range(t)):
             dh += dhs[:, k]  # dh_t: from the output at t and from step t+1
             np.multiply(dh, ds_per_dh[:, k], out=ds)
@@ -220,7 +253,7 @@ class TimeLSTM(_Recurrent):
             np.multiply(ds, f[:, k], out=dc)  # dc_{t-1}
             np.matmul(dA[:, k], Wh.T, out=dh)  # dh_{t-1}
         h_prev = _previous(hs, self.h0)
-        return self._weight_grads(self.xs, [(h_prev, slice(None))], dA)
+        return self._with_state_grads(self._weight_grads(self.xs, [(h_prev, slice(None))], dA), dh, dc)
 
 
 def _previous(states: np.ndarray, first: np.ndarray) -> np.ndarray:
@@ -248,16 +281,16 @@ class TimeGRU(_Recurrent):
     Config = TimeGRUConfig
     gates = 3
     examples = [({"units": 3}, [(4, 2)]), ({"units": 2, "return_sequences": False}, [(3, 3)]),
-                ({"units": 3, "stateful": True}, [(4, 2)])]
+                ({"units": 3, "stateful": True}, [(4, 2)]), ({"units": 3}, [(4, 2), (3,)])]
 
-    def forward(self, xs: np.ndarray, train: bool = False) -> np.ndarray:
+    def forward(self, xs: np.ndarray, *states: np.ndarray, train: bool = False) -> np.ndarray:
         _, Wh, _ = self.params
         n, t, _ = xs.shape
         H = Wh.shape[0]
         ax = self._project(xs)
         hs = np.empty((n, t, H), dtype=ax.dtype)
         self.gate_values = np.empty((n, t, 3 * H), dtype=ax.dtype)  # z, r, h~
-        h = self.h0 = self._initial("h", ax)
+        h = self.h0 = self._initial("h", ax, states)
         for k in range(t):
             zr = sigmoid(ax[:, k, :2 * H] + h @ Wh[:, :2 * H])
             z, r = zr[:, :H], zr[:, H:]
@@ -269,13 +302,13 @@ class TimeGRU(_Recurrent):
         self._carry(h=h)
         return self._output(hs)
 
-    def backward(self, dy: np.ndarray) -> np.ndarray:
+    def backward(self, dy: np.ndarray) -> InputGrads:
         _, Wh, _ = self.params
         dhs, hs, gv = self._full_dy(dy), self.hs, self.gate_values
         H = Wh.shape[0]
         h_prev_all = _previous(hs, self.h0)
         dA = np.empty_like(gv)
-        dh = np.zeros_like(hs[:, 0])
+        dh = self._port_grad("h", hs[:, 0])  # from the graph, into the last step
         for k in reversed(range(hs.shape[1])):
             z, r, h_hat, h_prev = gv[:, k, :H], gv[:, k, H:2 * H], gv[:, k, 2 * H:], h_prev_all[:, k]
             dh_k = dhs[:, k] + dh
@@ -287,4 +320,5 @@ class TimeGRU(_Recurrent):
             dh = dh_k * (1.0 - z) + drh * r + dA[:, k, :2 * H] @ Wh[:, :2 * H].T
         # Wh's z and r columns multiplied h_{t-1}; its h~ columns, r * h_{t-1}.
         rh = gv[..., H:2 * H] * h_prev_all
-        return self._weight_grads(self.xs, [(h_prev_all, slice(0, 2 * H)), (rh, slice(2 * H, None))], dA)
+        dxs = self._weight_grads(self.xs, [(h_prev_all, slice(0, 2 * H)), (rh, slice(2 * H, None))], dA)
+        return self._with_state_grads(dxs, dh)
