@@ -8,7 +8,7 @@ network's input (a word corpus puts it there when the model is trained).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
@@ -84,3 +84,28 @@ def as_text(words: Sequence[str]) -> str:
         else:
             line.append(word)
     return "\n".join([*lines, " ".join(line)] if line else lines)
+
+
+def decode_greedy(network: Network, inputs: Mapping[str, np.ndarray], *, feed: str = "answer_in",
+                  batch_size: int = 4096) -> np.ndarray:
+    """Greedy answers of an encoder-decoder, as the book's `generate(xs, start_id, size)`:
+    the decoder input `feed` (N, T) gives only its first column, the start symbol; each
+    step's most probable symbol is fed back as the next step's input. Returns (N, T) ids.
+
+    Each step runs the network again on the answer so far, so any decoder that reads its
+    input left to right (recurrent, peeky, attention over the encoder) decodes exactly."""
+    if feed not in inputs:
+        raise DataError(f"decoding feeds the network input {feed!r}; the inputs are {', '.join(inputs)}")
+    n, steps = np.shape(inputs[feed])
+    answers = np.empty((n, steps), dtype=np.int64)
+    with network.streaming(carry=False):
+        for start in range(0, n, batch_size):
+            rows = slice(start, start + batch_size)
+            batch = {name: np.asarray(value)[rows] for name, value in inputs.items()}
+            current = np.repeat(batch[feed][:, :1], steps, axis=1)  # later columns filled as decoded
+            for k in range(steps):
+                scores = network.forward({**batch, feed: current})  # (n, T, V)
+                answers[rows, k] = scores[:, k].argmax(axis=-1)
+                if k + 1 < steps:
+                    current[:, k + 1] = answers[rows, k]
+    return answers

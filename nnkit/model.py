@@ -291,6 +291,14 @@ class Model:
                         greedy=greedy, temperature=temperature,
                         skip=skip.split() if isinstance(skip, str) else list(skip))
 
+    def decode(self, x: Mapping[str, Any], *, feed: str = "answer_in") -> np.ndarray:
+        """Greedy answers of an encoder-decoder (the book's ch. 7-8 `generate`): the input
+        `feed` gives the start symbol in its first column; each step's most probable symbol
+        is fed back. (N, T) ids; `nnkit.generate.decode_greedy` says more."""
+        from nnkit.generate import decode_greedy
+
+        return decode_greedy(self.network, {k: np.asarray(v) for k, v in x.items()}, feed=feed)
+
     def save(self, path: str | Path, *, grads: bool = True, allow_non_finite: bool = False) -> None:
         """Write the network, its recipe, grads, optimizer and RNG state, progress and every
         callback's state to `path`, atomically; `nnkit.load` continues from it bit for bit.

@@ -14,6 +14,7 @@ from nnkit.config import Config
 from nnkit.data import Data, Dataset
 from nnkit.data.corpus import Corpus
 from nnkit.data.files import Columns, check_numbers, read_table
+from nnkit.data.sequences import SequenceText
 from nnkit.data.text import TextCorpus
 from nnkit.errors import DataError, reading
 from nnkit.hookspecs import Register, hookimpl
@@ -168,6 +169,7 @@ def register_datasets(register: Register) -> None:
     register(Spiral)
     register(Corpus)
     register(TextCorpus)
+    register(SequenceText)
     register(FileDataset)
     register(Digits)
     register(Diabetes)

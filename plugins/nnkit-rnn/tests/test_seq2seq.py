@@ -105,3 +105,28 @@ def test_a_seq2seq_exports_to_onnx(tmp_path: Path) -> None:
                                    providers=["CPUExecutionProvider"])
     (got,) = session.run(None, x)
     np.testing.assert_allclose(got, network.predict(x), rtol=1e-10, atol=1e-12)
+
+
+def test_greedy_decoding_feeds_back_its_own_answers(tmp_path: Path) -> None:
+    spec = nnkit.read_model_file(Path(__file__).parents[3] / "examples" / "ch7-peeky.toml").to_dict()
+    spec["data"]["count"] = 1500
+    spec["train"].update(epochs=2, batch_size=50)
+    (tmp_path / "p.json").write_text(json.dumps(spec))
+    model = nnkit.Model.from_file(tmp_path / "p.json")
+    model.fit(verbose=False)
+    held = model.validation_data
+    assert held is not None and isinstance(held.x, dict)
+    answers = model.decode(held.x)
+    assert answers.shape == held.t.shape
+    start = held.x["answer_in"][0, 0]
+    for row in range(8):  # the slow way: one question, the answer so far padded with anything
+        sequence = [start]
+        for k in range(4):
+            feed = np.array([sequence + [0] * (4 - len(sequence))])
+            scores = model.network.forward({"question": held.x["question"][row:row + 1], "answer_in": feed})
+            sequence.append(int(scores[0, k].argmax()))
+        assert sequence[1:] == answers[row].tolist()
+    forced = model.predict(held.x).argmax(axis=-1)  # the true answer fed in: step 0 sees the same
+    np.testing.assert_array_equal(forced[:, 0], answers[:, 0])
+    with pytest.raises(nnkit.DataError, match="decoding feeds the network input 'answer'"):
+        model.decode(held.x, feed="answer")
