@@ -9,16 +9,17 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import nnkit
-from nnkit_rnn.attention import TimeAttention
+from nnkit_rnn.attention import Attention, AttentionWeight, TimeAttention, WeightSum
 from nnkit_rnn.data import ArithmeticSequences
 from nnkit_rnn.recurrent import TimeGRU, TimeLSTM, TimeRNN
 from nnkit_rnn.time_layers import TimeAffine, TimeDropout, TimeEmbedding, TimeSoftmaxWithLoss
 
-LAYERS = (TimeEmbedding, TimeAffine, TimeRNN, TimeLSTM, TimeGRU, TimeDropout, TimeSoftmaxWithLoss, TimeAttention)
+LAYERS = (TimeEmbedding, TimeAffine, TimeRNN, TimeLSTM, TimeGRU, TimeDropout, TimeSoftmaxWithLoss, TimeAttention,
+          AttentionWeight, WeightSum, Attention)
 
 __all__ = [
-    "LAYERS", "ArithmeticSequences", "TimeAffine", "TimeAttention", "TimeDropout", "TimeEmbedding", "TimeGRU",
-    "TimeLSTM", "TimeRNN", "TimeSoftmaxWithLoss",
+    "LAYERS", "ArithmeticSequences", "Attention", "AttentionWeight", "TimeAffine", "TimeAttention", "TimeDropout",
+    "TimeEmbedding", "TimeGRU", "TimeLSTM", "TimeRNN", "TimeSoftmaxWithLoss", "WeightSum",
 ]
 
 

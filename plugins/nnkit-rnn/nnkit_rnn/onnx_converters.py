@@ -109,8 +109,35 @@ def time_attention(layer: Any, node: NodeBuilder) -> None:
     node.add("MatMul", [node.add("Softmax", [scores], axis=-1), hs_enc], node.output)
 
 
+def _weights(node: NodeBuilder, hs: str, h: str, output: str | None = None) -> str:
+    """softmax(hs · h) over the steps: (N, T, H), (N, H) → (N, T)."""
+    scores = node.add("ReduceSum", [node.add("Mul", [hs, node.add("Unsqueeze", [h, node.constant([1])])]),
+                                    node.constant([-1])], keepdims=0)
+    return str(node.add("Softmax", [scores], output, axis=-1))
+
+
+def _weight_sum(node: NodeBuilder, hs: str, a: str, output: str) -> None:
+    """Σ_t a_t hs_t: (N, T, H), (N, T) → (N, H)."""
+    weighted = node.add("Mul", [hs, node.add("Unsqueeze", [a, node.constant([-1])])])
+    node.add("ReduceSum", [weighted, node.constant([1])], output, keepdims=0)
+
+
+def attention_weight(layer: Any, node: NodeBuilder) -> None:
+    _weights(node, *node.inputs, node.output)
+
+
+def weight_sum(layer: Any, node: NodeBuilder) -> None:
+    _weight_sum(node, *node.inputs, node.output)
+
+
+def attention(layer: Any, node: NodeBuilder) -> None:
+    hs, h = node.inputs
+    _weight_sum(node, hs, _weights(node, hs, h), node.output)
+
+
 CONVERTERS: dict[str, Callable[[Any, NodeBuilder], None]] = {
     "TimeEmbedding": embedding, "TimeAffine": affine, "TimeDropout": elementwise("Identity"),
     "TimeSoftmaxWithLoss": softmax, "TimeRNN": time_rnn, "TimeLSTM": time_lstm, "TimeGRU": time_gru,
+    "AttentionWeight": attention_weight, "WeightSum": weight_sum, "Attention": attention,
     "TimeAttention": time_attention,
 }
