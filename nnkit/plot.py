@@ -94,6 +94,24 @@ def plot_boundary(network: Any, x: Any, t: np.ndarray, out: str | Path, title: s
     return figure
 
 
+def plot_attention(weights: np.ndarray, question: list[str], answer: list[str], out: str | Path,
+                   title: str = "") -> Any:
+    """The book's attention map (ch. 8): weights (T_answer, T_question), one row per
+    answer character, one column per question character, darker = more attention."""
+    figure = _figure(figsize=(max(4.0, 0.3 * len(question) + 1.5), max(3.0, 0.3 * len(answer) + 1.5)))
+    ax = figure.subplots()
+    ax.imshow(weights, cmap="Greys", vmin=0.0, vmax=1.0, aspect="auto")
+    ax.set_xticks(range(len(question)), [c if c.strip() else "␣" for c in question])
+    ax.set_yticks(range(len(answer)), [c if c.strip() else "␣" for c in answer])
+    ax.set_xlabel("question")
+    ax.set_ylabel("answer")
+    if title:
+        ax.set_title(title)
+    figure.tight_layout()
+    _save(figure, out)
+    return figure
+
+
 def predicted_classes(scores: np.ndarray) -> np.ndarray:
     """Class indices from a classifier's outputs (N, C): one output is a binary classifier's
     probability of class 1, thresholded at 0.5; several, one per class, by argmax."""

@@ -17,9 +17,11 @@ from nnkit.training.runner import Runner
 from .conftest import EXAMPLES
 
 PLUGIN_EXAMPLES = {"sequence.toml": "TimeLSTM", "ch5-rnnlm.toml": "TimeRNN", "ch6-rnnlm.toml": "TimeLSTM",
-                   "ch6-better-rnnlm.toml": "TimeLSTM"}
-#: Examples that take minutes an epoch train here on the first words of their corpus.
-FIRST_WORDS = {"ch6-better-rnnlm.toml": 2000}
+                   "ch6-better-rnnlm.toml": "TimeLSTM", "ch7-seq2seq.toml": "TimeLSTM", "ch7-peeky.toml": "TimeLSTM",
+                   "ch8-attention.toml": "TimeAttention"}
+#: Examples that take a minute or more an epoch train here on less data: [data] changes.
+SMALLER = {"ch6-rnnlm.toml": {"max_words": 5000}, "ch6-better-rnnlm.toml": {"max_words": 2000},
+           "ch7-seq2seq.toml": {"count": 2000}, "ch7-peeky.toml": {"count": 2000}, "ch8-attention.toml": {"count": 500}}
 
 
 MODEL_FILES = sorted(p for p in EXAMPLES.glob("*.toml") if not p.name.endswith("-sweep.toml"))
@@ -40,13 +42,10 @@ def test_every_example_validates_and_trains(path: Path, tmp_path: Path) -> None:
         pytest.skip(f"{path.name} needs the plugin that provides {needs}")
     if path.name in ("digits.toml", "regression.toml"):
         pytest.importorskip("sklearn")
-    if path.name in FIRST_WORDS:
+    if path.name in SMALLER:
         spec = nnkit.read_model_file(path).with_train(epochs=2)
-        words = FIRST_WORDS[path.name]
-        assert spec.data is not None and spec.validation is not None
-        spec = spec.replace(data=spec.data.model_copy(update={"max_words": words}),
-                            validation=spec.validation.model_copy(update={"data": spec.validation.data.model_copy(
-                                update={"max_words": words // 2})}))
+        assert spec.data is not None
+        spec = spec.replace(data=spec.data.model_copy(update=SMALLER[path.name]))
         runner = Runner.from_spec(spec, source=str(path), checkpoint_dir=tmp_path)
     else:
         runner = Runner.from_file(path, epochs=2, checkpoint_dir=tmp_path)

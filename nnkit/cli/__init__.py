@@ -175,6 +175,8 @@ def build_parser() -> argparse.ArgumentParser:
     plot.add_argument("--data", help="with --boundary: the points to draw (.npz with x and t; .npy or .csv, labels "
                                      "last); default: the data the recipe names")
     plot.add_argument("--logy", action="store_true", help="the loss on a logarithmic scale")
+    plot.add_argument("--attention", type=_count, metavar="ROW", help="the attention map of an encoder-decoder "
+                      "writing its answer to held-out question ROW (the book's ch. 8 figure)")
     plot.set_defaults(run=commands.plot)
 
     plugins = command("plugins", "list plugins and what they provide", "nnkit plugins --json")

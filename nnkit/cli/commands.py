@@ -223,7 +223,9 @@ def plot(args: argparse.Namespace) -> tuple[int, dict[str, Any]]:
         return 0, {"wrote": args.out}
     model = Model.load(args.checkpoint, grads=False)
     title = model.spec.name or Path(args.checkpoint).stem
-    if args.boundary:
+    if args.attention is not None:
+        _plot_attention(model, args.attention, args.out, title)
+    elif args.boundary:
         data = _file_data(args.data) if args.data else model.data
         plot_boundary(model.network, data.x, data.t, args.out, title=title)
     else:
@@ -233,6 +235,35 @@ def plot(args: argparse.Namespace) -> tuple[int, dict[str, Any]]:
     if not args.json:
         print(f"wrote {args.out}")
     return 0, {"wrote": args.out}
+
+
+def _plot_attention(model: Any, row: int, out: str, title: str) -> None:
+    """The attention map of held-out question `row`: its greedy answer decoded, then the
+    weights the network's attention layer gave while writing it."""
+    import numpy as np
+
+    from nnkit.plot import plot_attention
+
+    held = model.validation_data or model.data
+    if not isinstance(held.x, dict) or "answer_in" not in held.x or "question" not in held.x:
+        raise DataError("--attention needs an encoder-decoder trained on question and answer_in (sequence_text)")
+    if not 0 <= row < len(held.t):
+        raise DataError(f"--attention {row}: the held-out data has questions 0 to {len(held.t) - 1}")
+    x = {name: value[row:row + 1] for name, value in held.x.items()}
+    answer = model.decode(x)
+    feed = np.concatenate([x["answer_in"][:, :1], answer[:, :-1]], axis=1)  # what the decoder read
+    with model.network.streaming(carry=False):
+        model.network.forward({**x, "answer_in": feed})
+    layers = [layer for layer in model.network.layers.values() if getattr(layer, "attention_weights", None) is not None]
+    if not layers:
+        raise DataError("--attention: the network has no attention layer (TimeAttention, Attention)")
+    weights = np.asarray(layers[0].attention_weights)[0]
+    weights = weights if weights.ndim == 2 else weights[None]  # one step's (Attention) → one row
+    chars = model.spec.inputs["question"].vocabulary or []
+    question = [chars[i] for i in x["question"][0]]
+    if getattr(model.spec.data, "reverse_question", False):  # show it as written
+        question, weights = question[::-1], weights[:, ::-1]
+    plot_attention(weights, question, [chars[i] for i in answer[0]][:len(weights)], out, title)
 
 
 def plugins(args: argparse.Namespace) -> tuple[int, dict[str, Any]]:

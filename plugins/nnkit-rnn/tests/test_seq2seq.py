@@ -130,3 +130,23 @@ def test_greedy_decoding_feeds_back_its_own_answers(tmp_path: Path) -> None:
     np.testing.assert_array_equal(forced[:, 0], answers[:, 0])
     with pytest.raises(nnkit.DataError, match="decoding feeds the network input 'answer'"):
         model.decode(held.x, feed="answer")
+
+
+def test_plot_attention_draws_the_books_map(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("matplotlib")
+    from nnkit.cli import main
+
+    spec = nnkit.read_model_file(Path(__file__).parents[3] / "examples" / "ch8-attention.toml").to_dict()
+    spec["data"]["count"] = 300
+    spec["train"].update(epochs=1, batch_size=50)
+    for node in spec["nodes"]:
+        if node["type"] == "TimeLSTM":
+            node["units"] = 8
+    (tmp_path / "a.json").write_text(json.dumps(spec))
+    assert main(["train", str(tmp_path / "a.json"), "-q", "--out", str(tmp_path / "a.nnk")]) == 0
+    assert main(["plot", str(tmp_path / "a.nnk"), "--attention", "3", "--out", str(tmp_path / "map.png")]) == 0
+    assert (tmp_path / "map.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    capsys.readouterr()
+    assert main(["plot", str(tmp_path / "a.nnk"), "--attention", "30", "--out", str(tmp_path / "x.png")]) == 1
+    assert capsys.readouterr().err == "nnkit: error: --attention 30: the held-out data has questions 0 to 29\n"
+    assert not (tmp_path / "x.png").exists()
