@@ -92,10 +92,12 @@ def decode_greedy(network: Network, inputs: Mapping[str, np.ndarray], *, feed: s
     the decoder input `feed` (N, T) gives only its first column, the start symbol; each
     step's most probable symbol is fed back as the next step's input. Returns (N, T) ids.
 
-    Each step runs the network again on the answer so far, so any decoder that reads its
-    input left to right (recurrent, peeky, attention over the encoder) decodes exactly."""
+    The nodes that do not depend on `feed` (the encoder) run once; the ones that do run
+    again at each step on the answer so far, so any decoder that reads its input left to
+    right (recurrent, peeky, attention over the encoder) decodes exactly."""
     if feed not in inputs:
         raise DataError(f"decoding feeds the network input {feed!r}; the inputs are {', '.join(inputs)}")
+    decoder = _depending_on(network, feed)
     n, steps = np.shape(inputs[feed])
     answers = np.empty((n, steps), dtype=np.int64)
     with network.streaming(carry=False):
@@ -103,9 +105,59 @@ def decode_greedy(network: Network, inputs: Mapping[str, np.ndarray], *, feed: s
             rows = slice(start, start + batch_size)
             batch = {name: np.asarray(value)[rows] for name, value in inputs.items()}
             current = np.repeat(batch[feed][:, :1], steps, axis=1)  # later columns filled as decoded
+            encoded: dict[str, np.ndarray] = {}
             for k in range(steps):
-                scores = network.forward({**batch, feed: current})  # (n, T, V)
-                answers[rows, k] = scores[:, k].argmax(axis=-1)
+                values = network.run({**batch, feed: current}, reuse=encoded)
+                if k == 0:  # the encoder's outputs (and ports), for every later step
+                    encoded = {key: v for key, v in values.items() if key.partition(".")[0] in network.layers
+                               and key.partition(".")[0] not in decoder}
+                answers[rows, k] = values[network.outputs[0]][:, k].argmax(axis=-1)
                 if k + 1 < steps:
                     current[:, k + 1] = answers[rows, k]
     return answers
+
+
+def _depending_on(network: Network, name: str) -> set[str]:
+    """The nodes whose output depends on the network input `name`."""
+    found: set[str] = set()
+    for node in network.spec.order:
+        if any(i.partition(".")[0] in found or i == name for i in node.inputs):
+            found.add(node.name)
+    return found
+
+
+def is_encoder_decoder(spec: Spec) -> bool:
+    """Whether the spec reads a question and writes an answer (the sequence_text dataset's inputs)."""
+    return set(spec.inputs or {}) == {"question", "answer_in"}
+
+
+def encode_questions(spec: Spec, questions: Sequence[str]) -> dict[str, np.ndarray]:
+    """Questions written as text as an encoder-decoder's inputs: each padded with spaces to
+    the question width (and reversed if it was trained so), the answer to be decoded from
+    the start symbol `_`. {"question": (N, Tq), "answer_in": (N, Ta)} ids."""
+    if not is_encoder_decoder(spec):
+        raise DataError("questions are for an encoder-decoder trained on question and answer_in (sequence_text)")
+    assert spec.inputs is not None
+    ids = {c: i for i, c in enumerate(spec.inputs["question"].vocabulary or [])}
+    width, length = spec.inputs["question"].shape[0], spec.inputs["answer_in"].shape[0]
+    if "_" not in ids or " " not in ids:
+        raise DataError("the network's characters lack the start symbol '_' or the padding ' '")
+    rows = []
+    for question in questions:
+        unknown = sorted(set(question) - set(ids))
+        if unknown or len(question) > width:
+            reason = f"{unknown[0]!r} is not among the model's characters" if unknown else f"over {width} characters"
+            raise DataError(f"question {question!r}: {reason}")
+        rows.append([ids[c] for c in question.ljust(width)])
+    x = np.array(rows, dtype=np.int64).reshape(len(rows), width)
+    if getattr(spec.data, "reverse_question", False):
+        x = x[:, ::-1].copy()
+    return {"question": x, "answer_in": np.full((len(rows), length), ids["_"], dtype=np.int64)}
+
+
+def answer(network: Network, spec: Spec, questions: Sequence[str]) -> list[str]:
+    """Greedy answers of an encoder-decoder to questions written as text, the padding stripped."""
+    assert spec.inputs is not None
+    chars = spec.inputs["question"].vocabulary or []
+    answers = decode_greedy(network, encode_questions(spec, questions))
+    return ["".join(chars[i] for i in row).strip() for row in answers]

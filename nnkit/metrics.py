@@ -56,6 +56,15 @@ class Metric:
     def __call__(self, probabilities: np.ndarray, t: np.ndarray) -> float:
         raise NotImplementedError
 
+    #: True for a metric of what the network writes by itself (an encoder-decoder's
+    #: greedy answers), not of one pass's outputs: scored by `decoded` on held-out data
+    #: (`val_<name>`, `evaluate`), never per training step.
+    needs_decoding: ClassVar[bool] = False
+
+    def decoded(self, network: Any, x: Any, t: np.ndarray) -> float:
+        """The metric of the network's own answers to x against t (`needs_decoding`)."""
+        raise NotImplementedError
+
     def from_step(self, step: Any) -> float | None:
         """The value for a training step (a `nnkit.network.LossResult`) when the metric can
         take it from what the step computed anyway; None = call the metric."""
@@ -76,6 +85,15 @@ class Accuracy(Metric):
     """Fraction correct (argmax for classes; 0.5 threshold for binary outputs)."""
 
     Config = AccuracyConfig
+
+    #: True for a metric of what the network writes by itself (an encoder-decoder's
+    #: greedy answers), not of one pass's outputs: scored by `decoded` on held-out data
+    #: (`val_<name>`, `evaluate`), never per training step.
+    needs_decoding: ClassVar[bool] = False
+
+    def decoded(self, network: Any, x: Any, t: np.ndarray) -> float:
+        """The metric of the network's own answers to x against t (`needs_decoding`)."""
+        raise NotImplementedError
 
     def from_step(self, step: Any) -> float | None:
         return step.loss_layer.last_accuracy()
@@ -186,7 +204,33 @@ class Perplexity(Metric):
         return float(np.exp(mean))
 
 
+class ExactMatchConfig(ComponentConfig):
+    type: Literal["exact_match"] = "exact_match"
+    feed: str = Field(default="answer_in", max_length=64)  # the decoder's input, its first column the start symbol
+
+
+class ExactMatch(Metric):
+    """The book's seq2seq accuracy (ch. 7-8): the fraction of answers, decoded greedily
+    from the start symbol, right in every position. x: an encoder-decoder's inputs,
+    t (N, T) the answers."""
+
+    Config = ExactMatchConfig
+    config: ExactMatchConfig
+    needs_decoding = True
+
+    def decoded(self, network: Any, x: Any, t: np.ndarray) -> float:
+        from nnkit.generate import decode_greedy
+
+        if not isinstance(x, dict) or np.ndim(t) != 2:
+            raise ValueError("exact_match scores an encoder-decoder's answers: inputs by name, answers (N, T)")
+        answers = decode_greedy(network, x, feed=self.config.feed)
+        return float(np.mean(np.all(answers == t, axis=1))) if len(t) else float("nan")
+
+    def __call__(self, probabilities: np.ndarray, t: np.ndarray) -> float:
+        raise TypeError("exact_match scores decoded answers (Metric.decoded), not one pass's outputs")
+
+
 @hookimpl
 def register_metrics(register: Register) -> None:
-    for metric in (Accuracy, TopKAccuracy, Perplexity, MeanAbsoluteError, MeanSquaredError, R2):
+    for metric in (Accuracy, TopKAccuracy, Perplexity, MeanAbsoluteError, MeanSquaredError, R2, ExactMatch):
         register(metric)

@@ -280,11 +280,16 @@ class Model:
 
     def generate(self, start: str | list[str] = "<eos>", *, length: int = 100, greedy: bool = False,
                  temperature: float = 1.0, seed: int = 0, skip: str | list[str] = "") -> list[str]:
-        """`length` words a language model writes after `start` (words, or a string of them),
-        one step at a time with its state carried: the most probable each time (`greedy`)
-        or drawn (from a generator seeded with `seed`; `temperature` < 1 sharpens), never
-        one of `skip`. Words go in and out through the vocabulary the model was trained on."""
-        from nnkit.generate import generate, vocabulary_of
+        """What the model writes. A language model: `length` words after `start` (words, or
+        a string of them), one step at a time with its state carried: the most probable
+        each time (`greedy`) or drawn (from a generator seeded with `seed`; `temperature`
+        < 1 sharpens), never one of `skip`; words in and out through its vocabulary. An
+        encoder-decoder (trained on sequence_text): the greedy answer to each question in
+        `start` (one question, or a list of them)."""
+        from nnkit.generate import answer, generate, is_encoder_decoder, vocabulary_of
+
+        if is_encoder_decoder(self.spec):
+            return answer(self.network, self.spec, [start] if isinstance(start, str) else start)
 
         words = start.split() if isinstance(start, str) else list(start)
         return generate(self.network, vocabulary_of(self.spec), words, length=length, rng=np.random.default_rng(seed),

@@ -244,14 +244,21 @@ class Network:
             values[name] = x
         return values
 
-    def run(self, inputs: Inputs, *, train: bool = False, any_length: bool = False) -> dict[str, np.ndarray]:
+    def run(self, inputs: Inputs, *, train: bool = False, any_length: bool = False,
+            reuse: Mapping[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
         """Every network input and node output by name, (N, ...) each. With `any_length`
-        the inputs' first axis after the batch (time) may differ from the spec's."""
+        the inputs' first axis after the batch (time) may differ from the spec's. `reuse`:
+        outputs of nodes already computed for these inputs, which are not run again (an
+        encoder's, while a decoder writes its answer step by step)."""
         values = self._feed(inputs, any_length)
+        reuse = reuse or {}
         self._rows = count_rows(values)  # the batch: backward's zero dL/dy for a node read by port only
         name = ""
         try:
             for layer, name, names in self._forward_plan:
+                if name in reuse:
+                    values.update({k: v for k, v in reuse.items() if k == name or k.startswith(f"{name}.")})
+                    continue
                 if len(names) == 1:
                     values[name] = layer.forward(values[names[0]], train=train)
                 else:

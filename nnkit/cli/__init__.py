@@ -123,6 +123,9 @@ def build_parser() -> argparse.ArgumentParser:
     how.add_argument("--temperature", type=_positive_float, default=1.0,
                      help="draw from the model's distribution sharpened (< 1) or flattened (> 1); default 1")
     generate.add_argument("--seed", type=int, default=0, help="seeds the draws (default 0: the same text each run)")
+    generate.add_argument("--input", metavar="QUESTION", help='an encoder-decoder\'s question, e.g. "16+75": '
+                          "its greedy answer is printed")
+    generate.add_argument("--questions", metavar="FILE", help="a file of such questions, one per line")
     generate.add_argument("--skip", default="", help="words never to write, separated by spaces or commas, "
                                                     'e.g. "N,<unk>"')
     generate.set_defaults(run=commands.generate)
@@ -175,8 +178,8 @@ def build_parser() -> argparse.ArgumentParser:
     plot.add_argument("--data", help="with --boundary: the points to draw (.npz with x and t; .npy or .csv, labels "
                                      "last); default: the data the recipe names")
     plot.add_argument("--logy", action="store_true", help="the loss on a logarithmic scale")
-    plot.add_argument("--attention", type=_count, metavar="ROW", help="the attention map of an encoder-decoder "
-                      "writing its answer to held-out question ROW (the book's ch. 8 figure)")
+    plot.add_argument("--attention", metavar="QUESTION", help="the attention map of an encoder-decoder answering "
+                      'QUESTION, e.g. "september 27, 1994" (the book\'s ch. 8 figure)')
     plot.set_defaults(run=commands.plot)
 
     plugins = command("plugins", "list plugins and what they provide", "nnkit plugins --json")

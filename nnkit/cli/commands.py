@@ -59,12 +59,29 @@ def generate(args: argparse.Namespace) -> tuple[int, dict[str, Any]]:
     from nnkit.model import Model
 
     model = Model.load(args.checkpoint, grads=False)
+    if args.input is not None or args.questions is not None:  # an encoder-decoder's questions
+        questions = [args.input] if args.input is not None else _question_lines(args.questions)
+        answers = model.generate(questions)
+        if not args.json:
+            print("\n".join(answers))
+        return 0, {"questions": questions, "answers": answers}
     start = args.start.split()
     words = model.generate(start, length=args.length, greedy=args.greedy, temperature=args.temperature,
                            seed=args.seed, skip=args.skip.replace(",", " ").split())
     if not args.json:
         print(as_text([w for w in start if w != "<eos>"] + words))
     return 0, {"start": start, "words": words}
+
+
+def _question_lines(path: str) -> list[str]:
+    from nnkit.paths import open_regular
+
+    with open_regular(Path(path), DataError, "questions file") as f:
+        raw = f.read(64 << 20)
+    try:
+        return [line for line in raw.decode("utf-8").splitlines() if line.strip()]
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path}: not UTF-8 text: {exc}") from None
 
 
 def _text_data(path: str, spec: Any) -> Any:
@@ -237,19 +254,15 @@ def plot(args: argparse.Namespace) -> tuple[int, dict[str, Any]]:
     return 0, {"wrote": args.out}
 
 
-def _plot_attention(model: Any, row: int, out: str, title: str) -> None:
-    """The attention map of held-out question `row`: its greedy answer decoded, then the
-    weights the network's attention layer gave while writing it."""
+def _plot_attention(model: Any, question: str, out: str, title: str) -> None:
+    """The attention map of an encoder-decoder answering `question`: the greedy answer
+    decoded, then the weights its attention layer gave while writing it."""
     import numpy as np
 
+    from nnkit.generate import encode_questions
     from nnkit.plot import plot_attention
 
-    held = model.validation_data or model.data
-    if not isinstance(held.x, dict) or "answer_in" not in held.x or "question" not in held.x:
-        raise DataError("--attention needs an encoder-decoder trained on question and answer_in (sequence_text)")
-    if not 0 <= row < len(held.t):
-        raise DataError(f"--attention {row}: the held-out data has questions 0 to {len(held.t) - 1}")
-    x = {name: value[row:row + 1] for name, value in held.x.items()}
+    x = encode_questions(model.spec, [question])
     answer = model.decode(x)
     feed = np.concatenate([x["answer_in"][:, :1], answer[:, :-1]], axis=1)  # what the decoder read
     with model.network.streaming(carry=False):
@@ -258,12 +271,12 @@ def _plot_attention(model: Any, row: int, out: str, title: str) -> None:
     if not layers:
         raise DataError("--attention: the network has no attention layer (TimeAttention, Attention)")
     weights = np.asarray(layers[0].attention_weights)[0]
-    weights = weights if weights.ndim == 2 else weights[None]  # one step's (Attention) → one row
-    chars = model.spec.inputs["question"].vocabulary or []
-    question = [chars[i] for i in x["question"][0]]
-    if getattr(model.spec.data, "reverse_question", False):  # show it as written
-        question, weights = question[::-1], weights[:, ::-1]
-    plot_attention(weights, question, [chars[i] for i in answer[0]][:len(weights)], out, title)
+    weights = weights if weights.ndim == 2 else weights[None]  # one step's (Attention): one row
+    chars = model.spec.inputs["question"].vocabulary
+    shown = [chars[i] for i in x["question"][0]]
+    if getattr(model.spec.data, "reverse_question", False):  # as the question is written
+        shown, weights = shown[::-1], weights[:, ::-1]
+    plot_attention(weights, shown, [chars[i] for i in answer[0]][:len(weights)], out, title)
 
 
 def plugins(args: argparse.Namespace) -> tuple[int, dict[str, Any]]:

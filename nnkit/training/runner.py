@@ -56,6 +56,8 @@ class Runner:
         self.recipe_data = data
         self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None
         self.metrics: list[Metric] = [registry.get("metric", m.type).cls(m) for m in self.spec.metrics]
+        #: The metrics each training step reports (not those that decode answers).
+        self.step_metrics = [m for m in self.metrics if not m.needs_decoding]
         self.callbacks: list[Callback] = [
             registry.get("callback", c.type).cls(c) for c in self.spec.callbacks] + list(callbacks or [])
         self.stop_training = False
@@ -270,7 +272,7 @@ class Runner:
         if progress.position >= steps:
             raise CheckpointError(f"{self.source}: progress.position {progress.position} is past the epoch's "
                                   f"{steps} steps")
-        expected = {"loss", *(m.name for m in self.metrics)}
+        expected = {"loss", *(m.name for m in self.step_metrics)}
         if set(progress.running) != expected:
             raise CheckpointError(f"{self.source}: progress.running holds {sorted(progress.running)}, not "
                                   f"{sorted(expected)}")
@@ -288,7 +290,7 @@ class Runner:
                 if not continuous:
                     net.reset_states()  # stateful layers start each epoch from zero
                 progress.position = 0
-                progress.running = {"loss": 0.0, **{m.name: 0.0 for m in self.metrics}}
+                progress.running = {"loss": 0.0, **{m.name: 0.0 for m in self.step_metrics}}
                 hooks.on_epoch_begin(self, progress.epoch + 1)
             order, running = self.state.order, progress.running
             while progress.position < steps and not self.stop_training:
@@ -304,7 +306,7 @@ class Runner:
                 if max_grad is not None:
                     clip_grads(grads, max_grad)
                 optimizer.update(params, grads)
-                add_step(running, self.metrics, step, tb)
+                add_step(running, self.step_metrics, step, tb)
                 progress.position += 1
                 progress.step += 1
                 hooks.on_step_end(self, progress.step, step.loss)
@@ -313,7 +315,7 @@ class Runner:
             progress.epoch += 1
             progress.position = 0
             record: dict[str, Any] = {"epoch": progress.epoch, "loss": running["loss"] / steps,
-                                      **{m.name: m.finish(running[m.name] / steps) for m in self.metrics}}
+                                      **{m.name: m.finish(running[m.name] / steps) for m in self.step_metrics}}
             if validation is not None:
                 scores = self.evaluate(*validation)
                 record.update({f"val_{k}": v for k, v in scores.items() if k != "samples"})
@@ -339,7 +341,7 @@ class Runner:
         if bptt is not None:  # a language model: the held-out text as one stream, state carried
             if confusion:
                 raise DataError(f"{self.source}: no confusion matrix for a language model (train.bptt)")
-            return scores_of_stream(self.network, self.metrics, x, t, bptt.eval_batch_size, bptt.time_size)
+            return scores_of_stream(self.network, self.step_metrics, x, t, bptt.eval_batch_size, bptt.time_size)
         n = len(t)
         if n == 0:
             raise DataError("nothing to evaluate: no samples")
@@ -352,7 +354,9 @@ class Runner:
                 chunks.append(result.predictions)
         predictions = np.concatenate(chunks)
         scores: dict[str, Any] = {"loss": loss_sum / n,
-                                  **{m.name: m.finish(m(predictions, t)) for m in self.metrics}, "samples": n}
+                                  **{m.name: m.finish(m(predictions, t)) for m in self.step_metrics},
+                                  **{m.name: m.decoded(self.network, x, t) for m in self.metrics if m.needs_decoding},
+                                  "samples": n}
         if confusion:
             scores["confusion"] = confusion_matrix(predictions, t)
         return scores

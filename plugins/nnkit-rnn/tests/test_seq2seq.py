@@ -126,10 +126,20 @@ def test_greedy_decoding_feeds_back_its_own_answers(tmp_path: Path) -> None:
             scores = model.network.forward({"question": held.x["question"][row:row + 1], "answer_in": feed})
             sequence.append(int(scores[0, k].argmax()))
         assert sequence[1:] == answers[row].tolist()
+    encoder, calls = model.network.layers["enc"], []
+    encode = encoder.forward
+    encoder.forward = lambda *a, **k: (calls.append(1), encode(*a, **k))[1]  # type: ignore[method-assign]
+    np.testing.assert_array_equal(model.decode(held.x), answers)
+    assert len(calls) == 1  # the encoder runs once; the decoder once per answer step
     forced = model.predict(held.x).argmax(axis=-1)  # the true answer fed in: step 0 sees the same
     np.testing.assert_array_equal(forced[:, 0], answers[:, 0])
     with pytest.raises(nnkit.DataError, match="decoding feeds the network input 'answer'"):
         model.decode(held.x, feed="answer")
+    scores = model.evaluate(held.x, held.t)  # the book's measure beside the teacher-forced ones
+    assert scores["exact_match"] == np.mean(np.all(answers == held.t, axis=1))
+    assert [set(r) >= {"val_exact_match", "val_accuracy"} and "exact_match" not in r for r in model.history] == \
+        [True, True]
+    assert model.history[-1]["val_exact_match"] == scores["exact_match"]
 
 
 def test_plot_attention_draws_the_books_map(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -144,9 +154,14 @@ def test_plot_attention_draws_the_books_map(tmp_path: Path, capsys: pytest.Captu
             node["units"] = 8
     (tmp_path / "a.json").write_text(json.dumps(spec))
     assert main(["train", str(tmp_path / "a.json"), "-q", "--out", str(tmp_path / "a.nnk")]) == 0
-    assert main(["plot", str(tmp_path / "a.nnk"), "--attention", "3", "--out", str(tmp_path / "map.png")]) == 0
-    assert (tmp_path / "map.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    map_png = tmp_path / "map.png"
+    assert main(["plot", str(tmp_path / "a.nnk"), "--attention", "september 27, 1994", "--out", str(map_png)]) == 0
+    assert map_png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     capsys.readouterr()
-    assert main(["plot", str(tmp_path / "a.nnk"), "--attention", "30", "--out", str(tmp_path / "x.png")]) == 1
-    assert capsys.readouterr().err == "nnkit: error: --attention 30: the held-out data has questions 0 to 29\n"
+    assert main(["plot", str(tmp_path / "a.nnk"), "--attention", "septémbre 27", "--out", str(tmp_path / "x.png")]) == 1
+    assert capsys.readouterr().err == ("nnkit: error: question 'septémbre 27': 'é' is not among the model's "
+                                       "characters\n")
     assert not (tmp_path / "x.png").exists()
+    assert main(["generate", str(tmp_path / "a.nnk"), "--input", "may 1, 1999", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)["result"]
+    assert result["questions"] == ["may 1, 1999"] and len(result["answers"][0]) <= 10
