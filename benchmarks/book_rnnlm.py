@@ -52,9 +52,10 @@ def stream(spec: Any, part: str | None = None) -> np.ndarray:
     return np.append(x[kept], t[kept][-1]).astype(np.int32)
 
 
-def run_nnkit(name: str, seed: int, initial: list[np.ndarray] | None = None) -> dict[str, Any]:
-    """The example trained with `seed`; with `initial`, from the book model's first params."""
-    runner = Runner.from_file(EXAMPLES / FILES[name], seed=seed)
+def run_nnkit(name: str, seed: int, initial: list[np.ndarray] | None = None, epochs: int | None = None
+              ) -> dict[str, Any]:
+    """The example trained with `seed` (and `epochs`); with `initial`, from the book model's first params."""
+    runner = Runner.from_file(EXAMPLES / FILES[name], seed=seed, epochs=epochs)
     if initial is not None:
         params = runner.network.params
         for (key, param), value in zip(params.items(), initial, strict=True):
@@ -68,14 +69,14 @@ def run_nnkit(name: str, seed: int, initial: list[np.ndarray] | None = None) -> 
     return {"test_perplexity": float(np.exp(scores["loss"])), "seconds": round(seconds, 1)}
 
 
-def run_book(name: str, seed: int, book: Path) -> dict[str, Any]:
+def run_book(name: str, seed: int, book: Path, epochs: int | None = None) -> dict[str, Any]:
     """The book's training script for `name`, with the example's sizes and recipe."""
     sys.path[:0] = [str(book), str(book / ("ch05" if name == "ch5" else "ch06"))]
     from common.optimizer import SGD  # the book's code, from its checkout
     from common.trainer import RnnlmTrainer
     from common.util import eval_perplexity
 
-    spec = read_model_file(EXAMPLES / FILES[name], nnkit.get_registry())
+    spec = read_model_file(EXAMPLES / FILES[name], nnkit.get_registry()).with_train(epochs=epochs)
     corpus = stream(spec)
     xs, ts = corpus[:-1], corpus[1:]
     nodes = {node.name: node.config for node in spec.nodes}
@@ -136,19 +137,22 @@ def main() -> None:
     parser.add_argument("--models", nargs="+", choices=list(FILES), default=list(FILES))
     parser.add_argument("--seeds", nargs="+", type=int, default=[0],
                         help="several seeds: perplexities compared by their geometric means")
+    parser.add_argument("--epochs", type=int, help="train both this many epochs (default: the example's)")
     parser.add_argument("--same-init", action="store_true",
                         help="start nnkit from the book model's first params (same seed's draws for both)")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
     results = {}
     for name in args.models:
-        theirs = [run_book(name, seed, args.book) for seed in args.seeds]
+        theirs = [run_book(name, seed, args.book, args.epochs) for seed in args.seeds]
         initial = [run.pop("initial") for run in theirs]
-        ours = [run_nnkit(name, seed, first if args.same_init else None) for seed, first in zip(args.seeds, initial)]
+        ours = [run_nnkit(name, seed, first if args.same_init else None, args.epochs)
+                for seed, first in zip(args.seeds, initial)]
         mean = {who: float(np.exp(np.mean(np.log([r["test_perplexity"] for r in runs]))))
                 for who, runs in (("nnkit", ours), ("book", theirs))}
         ratio = mean["nnkit"] / mean["book"]
-        results[name] = {"seeds": args.seeds, "same_init": args.same_init, "nnkit": ours, "book": theirs,
+        results[name] = {"seeds": args.seeds, "epochs": args.epochs, "same_init": args.same_init, "nnkit": ours,
+                         "book": theirs,
                          "geometric_mean": mean, "ratio": round(ratio, 4)}
         print(f"{FILES[name]:24} test perplexity nnkit {mean['nnkit']:8.2f} "
               f"({sum(r['seconds'] for r in ours):.0f} s)  book {mean['book']:8.2f} "
