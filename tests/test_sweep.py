@@ -354,3 +354,15 @@ def test_the_study_may_live_in_any_storage_url(tmp_path: Path) -> None:
     assert len(study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))) == 2
     with pytest.raises(nnkit.NnkitError, match="cannot open the study in nosuchdb://x"):
         run_file(path, out=tmp_path / "out2", workers=1, storage="nosuchdb://x")
+
+
+def test_a_decoded_metric_is_a_held_out_key_only(tmp_path: Path) -> None:
+    """exact_match decodes answers: the runs report val_exact_match, never exact_match."""
+    pytest.importorskip("nnkit_rnn")
+    model = EXAMPLES / "ch7-seq2seq.toml"
+    body = 'metric = "{}"\ndirection = "maximize"\n[space]\n"optimizer.lr" = {{ choice = [0.001] }}\n'
+    (tmp_path / "s.toml").write_text(f'model = "{model}"\n' + body.format("exact_match"))
+    with pytest.raises(nnkit.ModelFileError, match="did you mean 'val_exact_match'"):
+        read_sweep_file(tmp_path / "s.toml", nnkit.get_registry())
+    (tmp_path / "s.toml").write_text(f'model = "{model}"\n' + body.format("val_exact_match"))
+    assert read_sweep_file(tmp_path / "s.toml", nnkit.get_registry()).file.metric == "val_exact_match"

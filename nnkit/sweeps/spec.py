@@ -161,8 +161,10 @@ def read_sweep_file(path: str | Path, registry: Registry) -> Sweep:
 
 def check_metric(metric: str, spec: Spec, registry: Registry, path: str, text: str, fmt: str) -> None:
     """The metric must be a key of the epoch records the model file's runs will have."""
-    names = ["loss", *(registry.get("metric", m.type).cls(m).name for m in spec.metrics)]
-    keys = [*names, *(f"val_{n}" for n in names)] if spec.validation is not None else names
+    metrics = [registry.get("metric", m.type).cls(m) for m in spec.metrics]
+    names = ["loss", *(m.name for m in metrics if not m.needs_decoding)]  # decoded ones: held-out data only
+    held_out = ["loss", *(m.name for m in metrics)]
+    keys = [*names, *(f"val_{n}" for n in held_out)] if spec.validation is not None else names
     if metric not in keys:
         where = position(text, fmt, ("metric",))
         prefix = f"{path}:{where[0]}:{where[1]}" if where else path
