@@ -123,11 +123,13 @@ def _weight_sum(node: NodeBuilder, hs: str, a: str, output: str) -> None:
 
 
 def attention_weight(layer: Any, node: NodeBuilder) -> None:
-    _weights(node, *node.inputs, node.output)
+    hs, h = node.inputs
+    _weights(node, hs, h, node.output)
 
 
 def weight_sum(layer: Any, node: NodeBuilder) -> None:
-    _weight_sum(node, *node.inputs, node.output)
+    hs, a = node.inputs
+    _weight_sum(node, hs, a, node.output)
 
 
 def attention(layer: Any, node: NodeBuilder) -> None:
