@@ -51,16 +51,19 @@ def normalise(file: ModelFileBase, registry: Registry) -> Spec:
     return Spec(
         nodes=tuple(nodes), order=order, outputs=outputs, loss=loss, inputs=file.inputs, dtype=file.dtype,
         train=file.train, optimizer=file.optimizer, data=file.data,
-        metrics=tuple(file.metrics) if file.metrics is not None else _default_metrics(loss, registry),
+        metrics=tuple(file.metrics) if file.metrics is not None else _default_metrics(loss, registry, inputs),
         validation=file.validation, callbacks=tuple(file.callbacks), name=file.name, schema_url=file.schema_url,
         format_version=file.format_version,
     )
 
 
-def _default_metrics(loss: Node | None, registry: Registry) -> tuple[Config, ...]:
-    """What a loss reports when the file names no metrics (none without a loss)."""
+def _default_metrics(loss: Node | None, registry: Registry, inputs: list[str]) -> tuple[Config, ...]:
+    """What a loss reports when the file names no metrics (none without a loss); an
+    encoder-decoder (inputs question and answer_in) also its decoded answers' exact_match."""
     entry = registry.find("layer", loss.type) if loss is not None else None
     names = getattr(entry.cls, "default_metrics", ()) if entry is not None else ()
+    if entry is not None and set(inputs) == {"question", "answer_in"}:
+        names = (*names, "exact_match")
     return tuple(registry.get("metric", n).cls.Config() for n in names if registry.find("metric", n) is not None)
 
 
