@@ -55,10 +55,13 @@ def evaluate(args: argparse.Namespace) -> tuple[int, dict[str, Any]]:
 
 
 def generate(args: argparse.Namespace) -> tuple[int, dict[str, Any]]:
-    from nnkit.generate import as_text
+    from nnkit.generate import as_text, is_encoder_decoder
     from nnkit.model import Model
 
     model = Model.load(args.checkpoint, grads=False)
+    if is_encoder_decoder(model.spec) and args.input is None and args.questions is None:
+        raise DataError(f"{args.checkpoint}: an encoder-decoder answers questions: give --input \"16+75\" or "
+                        "--questions FILE")
     if args.input is not None or args.questions is not None:  # an encoder-decoder's questions
         questions = [args.input] if args.input is not None else _question_lines(args.questions)
         answers = model.generate(questions)

@@ -165,6 +165,9 @@ def test_plot_attention_draws_the_books_map(tmp_path: Path, capsys: pytest.Captu
     assert main(["generate", str(tmp_path / "a.nnk"), "--input", "may 1, 1999", "--json"]) == 0
     result = json.loads(capsys.readouterr().out)["result"]
     assert result["questions"] == ["may 1, 1999"] and len(result["answers"][0]) <= 10
+    assert main(["generate", str(tmp_path / "a.nnk")]) == 1
+    assert capsys.readouterr().err.endswith("an encoder-decoder answers questions: give --input \"16+75\" or "
+                                            "--questions FILE\n")
 
 
 def test_an_encoder_decoder_reports_exact_match_by_default() -> None:
