@@ -15,6 +15,7 @@ import numpy as np
 from nnkit.errors import DataError
 from nnkit.names import did_you_mean
 from nnkit.network import Network
+from nnkit.normalise import source_of
 from nnkit.spec import Spec
 
 EOS = "<eos>"
@@ -109,8 +110,8 @@ def decode_greedy(network: Network, inputs: Mapping[str, np.ndarray], *, feed: s
             for k in range(steps):
                 values = network.run({**batch, feed: current}, reuse=encoded)
                 if k == 0:  # the encoder's outputs (and ports), for every later step
-                    encoded = {key: v for key, v in values.items() if key.partition(".")[0] in network.layers
-                               and key.partition(".")[0] not in decoder}
+                    encoded = {key: v for key, v in values.items()
+                               if source_of(key) in network.layers and source_of(key) not in decoder}
                 answers[rows, k] = values[network.outputs[0]][:, k].argmax(axis=-1)
                 if k + 1 < steps:
                     current[:, k + 1] = answers[rows, k]
@@ -121,7 +122,7 @@ def _depending_on(network: Network, name: str) -> set[str]:
     """The nodes whose output depends on the network input `name`."""
     found: set[str] = set()
     for node in network.spec.order:
-        if any(i.partition(".")[0] in found or i == name for i in node.inputs):
+        if any(source_of(i) in found or i == name for i in node.inputs):
             found.add(node.name)
     return found
 

@@ -201,7 +201,6 @@ class Network:
         # Both passes compiled once: (layer, node name, its inputs), in graph order.
         self._forward_plan = [(self.layers[n.name], n.name, n.inputs) for n in self.spec.order]
         self._backward_plan = self._forward_plan[::-1]
-        self._rows = 0  # the last forward's batch
 
     @classmethod
     def from_spec(cls, spec: Spec, registry: Registry, *, rng: np.random.Generator, source: str = "<spec>",
@@ -252,7 +251,6 @@ class Network:
         encoder's, while a decoder writes its answer step by step)."""
         values = self._feed(inputs, any_length)
         reuse = reuse or {}
-        self._rows = count_rows(values)  # the batch: backward's zero dL/dy for a node read by port only
         name = ""
         try:
             for layer, name, names in self._forward_plan:
@@ -348,7 +346,8 @@ class Network:
                     grad[...] = 0.0
                 continue
             if dy is None:  # only a further output reaches the loss (an encoder's final state)
-                dy = np.zeros((self._rows, *self.shapes[name]), dtype=self.dtype)
+                rows = len(next(iter(layer.port_grads.values())))
+                dy = np.zeros((rows, *self.shapes[name]), dtype=self.dtype)
             dxs = layer.backward(dy)
             for source_name, dx in zip(inputs, (dxs,) if len(inputs) == 1 else dxs):
                 if dx is not None:

@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import BinaryIO
 
-from nnkit.errors import NnkitError
+from nnkit.errors import NnkitError, reading
 
 _KINDS = ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISCHR, "a character device"),
           (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
@@ -42,6 +42,19 @@ def open_regular(path: str | Path, error: type[NnkitError], what: str) -> Binary
     if hasattr(os, "set_blocking"):
         os.set_blocking(fd, True)
     return os.fdopen(fd, "rb")
+
+
+def read_utf8(path: str | Path, error: type[NnkitError], what: str, max_bytes: int) -> str:
+    """The whole text of the regular file `path`; one `error` naming it when it is missing,
+    not a regular file, over `max_bytes` (checked on what is read) or not UTF-8."""
+    with open_regular(path, error, what) as f, reading(path, error, what):
+        raw = f.read(max_bytes + 1)
+    if len(raw) > max_bytes:
+        raise error(f"{path}: over {max_bytes >> 20} MiB; nnkit reads a {what} whole")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise error(f"{path}: not UTF-8 text: {exc}") from None
 
 
 def check_output(path: str | Path, error: type[NnkitError], inputs: Iterable[str | Path] = ()) -> None:

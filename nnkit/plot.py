@@ -55,7 +55,6 @@ def plot_history(history: list[dict[str, Any]], out: str | Path, title: str = ""
     axes[1].set_ylabel(metrics[0] if len(metrics) == 1 else "metrics")
     if title:
         figure.suptitle(title)
-    figure.tight_layout()
     _save(figure, out)
     return figure
 
@@ -89,7 +88,6 @@ def plot_boundary(network: Any, x: Any, t: np.ndarray, out: str | Path, title: s
     ax.set_aspect("equal")
     if title:
         ax.set_title(title)
-    figure.tight_layout()
     _save(figure, out)
     return figure
 
@@ -107,7 +105,6 @@ def plot_attention(weights: np.ndarray, question: list[str], answer: list[str], 
     ax.set_ylabel("answer")
     if title:
         ax.set_title(title)
-    figure.tight_layout()
     _save(figure, out)
     return figure
 
@@ -125,7 +122,8 @@ def _tab10(index: int) -> Any:
 
 
 def _save(figure: Any, out: str | Path) -> None:
-    """Render `figure` in the format its suffix names, then write it atomically."""
+    """Lay `figure` out, render it in the format its suffix names, then write it atomically."""
+    figure.tight_layout()
     buffer = io.BytesIO()
     suffix = Path(out).suffix.lstrip(".").lower() or "png"
     try:

@@ -77,14 +77,9 @@ def generate(args: argparse.Namespace) -> tuple[int, dict[str, Any]]:
 
 
 def _question_lines(path: str) -> list[str]:
-    from nnkit.paths import open_regular
+    from nnkit.paths import read_utf8
 
-    with open_regular(Path(path), DataError, "questions file") as f:
-        raw = f.read(64 << 20)
-    try:
-        return [line for line in raw.decode("utf-8").splitlines() if line.strip()]
-    except UnicodeDecodeError as exc:
-        raise DataError(f"{path}: not UTF-8 text: {exc}") from None
+    return [line for line in read_utf8(path, DataError, "questions file", 64 << 20).splitlines() if line.strip()]
 
 
 def _text_data(path: str, spec: Any) -> Any:

@@ -22,8 +22,8 @@ from pydantic import Field, model_validator
 
 from nnkit.config import Config
 from nnkit.data import Data, Dataset
-from nnkit.errors import DataError, reading
-from nnkit.paths import open_regular
+from nnkit.errors import DataError
+from nnkit.paths import read_utf8
 
 MAX_BYTES = 256 << 20
 MONTHS = ["january", "february", "march", "april", "may", "june", "july", "august", "september", "october",
@@ -59,15 +59,7 @@ class SequenceText(Dataset):
         if c.generate == "dates":
             return date_lines(c.count, rng)
         assert c.path is not None
-        path = (self.base_dir or Path(".")) / c.path
-        with open_regular(path, DataError, "sequence file") as f, reading(path, DataError, "sequence file"):
-            raw = f.read(MAX_BYTES + 1)
-        if len(raw) > MAX_BYTES:
-            raise DataError(f"{path}: over {MAX_BYTES >> 20} MiB")
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise DataError(f"{path}: not UTF-8 text: {exc}") from None
+        text = read_utf8((self.base_dir or Path(".")) / c.path, DataError, "sequence file", MAX_BYTES)
         return [line for line in text.split("\n") if line]
 
     def load(self, rng: np.random.Generator) -> Data:

@@ -34,8 +34,8 @@ from pydantic import Field
 from nnkit.config import Config
 from nnkit.data import Data, Dataset
 from nnkit.data.corpus import cbow_windows
-from nnkit.errors import DataError, reading
-from nnkit.paths import open_regular
+from nnkit.errors import DataError
+from nnkit.paths import read_utf8
 
 EOS = "<eos>"
 #: Text files are read whole; past this they are refused (a corpus of ~100 M words).
@@ -63,15 +63,7 @@ class TextCorpus(Dataset):
 
     def words(self) -> list[str]:
         """The corpus's words, in order."""
-        path = (self.base_dir or Path(".")) / self.config.path
-        with open_regular(path, DataError, "text file") as f, reading(path, DataError, "text file"):
-            raw = f.read(MAX_BYTES + 1)
-        if len(raw) > MAX_BYTES:
-            raise DataError(f"{path}: over {MAX_BYTES >> 20} MiB; nnkit reads text corpora whole")
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise DataError(f"{path}: not UTF-8 text: {exc}") from None
+        text = read_utf8((self.base_dir or Path(".")) / self.config.path, DataError, "text file", MAX_BYTES)
         return self._kept(line.split() for line in text.splitlines())
 
     def _kept(self, lines: Iterable[list[str]]) -> list[str]:

@@ -67,7 +67,6 @@ def plot_sweep(folder: str | Path, out: str | Path) -> Any:
     counts = {state: sum(r["state"] == state for r in summary["trials"]) for state in ("complete", "pruned", "fail")}
     figure.suptitle(f"sweep: {metric} ({summary['direction']}) of {counts['complete']} complete trials "
                     f"({counts['pruned']} pruned, {counts['fail']} failed not shown)")
-    figure.tight_layout()
     _save(figure, out)
     return figure
 
