@@ -6,16 +6,19 @@ step, its backward step by step) written out here, all measured in the same run.
     python benchmarks/bench_rnn.py [--rounds 7] [--sizes book small]
 
 Each contender runs forward and backward on the same (N, T, D) input with the same dL/dy,
-interleaved round after round; a ratio is the median over rounds of nnkit's time over the
-other's (< 1: nnkit is faster). Target: nnkit / PyTorch ≤ 1.1 at both sizes. The last
-column is the stateful layer (truncated BPTT, state carried between windows) over the
-plain one: carrying the state should cost nothing.
+in a process of its own (see `interleaved`), interleaved round after round; a ratio is the
+median over rounds of nnkit's time over the other's (< 1: nnkit is faster). PyTorch's
+nn.LSTM runs on oneDNN's fused LSTM; its GRU and RNN on ATen's own kernels. Target:
+nnkit / PyTorch ≤ 1.1 at both sizes. The last column is the stateful layer (truncated
+BPTT, state carried between windows) over the plain one: carrying the state should cost
+nothing.
 """
 
 from __future__ import annotations
 
 import argparse
 import statistics
+import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -103,15 +106,40 @@ def timed(run: Callable[[], None]) -> float:
     return time.perf_counter() - start
 
 
-def interleaved(runs: dict[str, Callable[[], None]], rounds: int) -> dict[str, list[float]]:
-    """Seconds per run of each contender, a different one first in each round."""
-    times: dict[str, list[float]] = {k: [] for k in runs}
-    for run in runs.values():
+def one_contender(kind: str, size: str, name: str, repeat: int) -> float:
+    """Median seconds of `repeat` runs of one contender, after a warm-up, in this process."""
+    n, t, d, h = SIZES[size]
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((n, t, d)).astype(np.float32)
+    dy = rng.standard_normal((n, t, h)).astype(np.float32)
+    if name == "torch":
+        import torch
+
+        torch.set_num_threads(2)  # the machine's cores, as NumPy's BLAS uses them
+        run = torch_layer(kind, x, dy, h)
+    elif name == "book":
+        run = book_lstm(x, dy, h, rng)
+    else:
+        run = nnkit_layer(kind, x, dy, h, stateful=name == "stateful")
+    for _ in range(2):
         run()  # warm up: first-touch pages, thread pools
-    names = list(runs)
+    return statistics.median(timed(run) for _ in range(repeat))
+
+
+def interleaved(kind: str, size: str, names: list[str], rounds: int, repeat: int) -> dict[str, list[float]]:
+    """Seconds per run of each contender, each measured in a fresh process, a different
+    one first in each round.
+
+    Apart because they disturb each other in one process: PyTorch's OpenMP threads and
+    NumPy's OpenBLAS threads both spin for a while after their last task, and on two
+    cores each pool then slows the other's next calls (up to 2x, measured).
+    """
+    times: dict[str, list[float]] = {k: [] for k in names}
     for r in range(rounds):
         for name in names[r % len(names):] + names[:r % len(names)]:
-            times[name].append(timed(runs[name]))
+            done = subprocess.run([sys.executable, __file__, "--one", kind, size, name, str(repeat)],
+                                  capture_output=True, text=True, check=True)
+            times[name].append(float(done.stdout.split()[-1]))
     return times
 
 
@@ -133,8 +161,14 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--sizes", nargs="+", choices=list(SIZES), default=list(SIZES))
+    parser.add_argument("--repeat", type=int, default=5, help="timed runs per process (their median counts)")
     parser.add_argument("--no-torch", action="store_true", help="leave PyTorch out (it may not be installed)")
+    parser.add_argument("--one", nargs=4, metavar=("KIND", "SIZE", "CONTENDER", "REPEAT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.one:
+        kind, size, name, repeat = args.one
+        print(one_contender(kind, size, name, int(repeat)))
+        return 0
     try:
         import nnkit_rnn  # noqa: F401
     except ImportError:
@@ -143,27 +177,17 @@ def main() -> int:
     use_torch = not args.no_torch
     if use_torch:
         try:
-            import torch
-
-            torch.set_num_threads(2)  # the machine's cores, as NumPy's BLAS uses them
+            import torch  # noqa: F401
         except ImportError:
             use_torch = False
-    print(f"{args.rounds} interleaved rounds, float32, forward + backward; PyTorch: "
-          f"{'yes' if use_torch else 'not measured'}\n")
+    print(f"{args.rounds} interleaved rounds, each contender in its own process (median of {args.repeat} runs), "
+          f"float32, forward + backward; PyTorch: {'yes' if use_torch else 'not measured'}\n")
     print(f"{'layer':6}{'size':8}{'nnkit ms':>10}{'torch ms':>10}{'book ms':>10}{'nnkit/torch':>13}{'nnkit/book':>12}"
           f"{'stateful/nnkit':>16}")
     for size in args.sizes:
-        n, t, d, h = SIZES[size]
-        rng = np.random.default_rng(0)
-        x = rng.standard_normal((n, t, d)).astype(np.float32)
-        dy = rng.standard_normal((n, t, h)).astype(np.float32)
         for kind in ("LSTM", "GRU", "RNN"):
-            runs = {"nnkit": nnkit_layer(kind, x, dy, h), "stateful": nnkit_layer(kind, x, dy, h, stateful=True)}
-            if use_torch:
-                runs["torch"] = torch_layer(kind, x, dy, h)
-            if kind == "LSTM":
-                runs["book"] = book_lstm(x, dy, h, rng)
-            print(report(kind, size, interleaved(runs, args.rounds)))
+            names = ["nnkit", "stateful", *(["torch"] if use_torch else []), *(["book"] if kind == "LSTM" else [])]
+            print(report(kind, size, interleaved(kind, size, names, args.rounds, args.repeat)), flush=True)
     return 0
 
 

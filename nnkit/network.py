@@ -26,7 +26,6 @@ from nnkit.data import Inputs, count_rows, take_rows
 from nnkit.errors import DataError, ModelFileError, PluginError
 from nnkit.layer import Layer, LossLayer, ParamDecl, Shape
 from nnkit.limits import default_activation_cap, env_count, max_params_from_env
-from nnkit.names import ParamRef
 from nnkit.registry import Registry
 from nnkit.sharing import resolve_shared
 from nnkit.spec import Node, Spec
@@ -71,9 +70,9 @@ class NetworkPlan:
         #: The params the network owns (shared ones once, under their owner's name), in
         #: graph order: what a checkpoint stores and an optimizer updates.
         self.owned: dict[str, ParamDecl] = {
-            str(ParamRef(name, decl.name)): decl
+            f"{name}.{decl.name}": decl  # a ParamRef's text form, built directly: thousands of layers
             for name, layer in self.holders.items() for i, decl in enumerate(layer.declared)
-            if (name, i) not in borrowed}
+            if not borrowed or (name, i) not in borrowed}
         cap = max_params if max_params is not None else max_params_from_env()
         if self.param_count() > cap:
             raise ModelFileError(f"{source}: the network has {self.param_count():,} params, over the cap of "
@@ -175,19 +174,18 @@ class Network:
         for given, what in ((params, "params"), (grads, "grads")):
             if given is not None and set(given) != set(plan.owned):
                 raise ValueError(f"{what} given for {sorted(set(given) ^ set(plan.owned))} do not match the network")
-        self.params: dict[str, np.ndarray] = {}
-        self.grads: dict[str, np.ndarray] = {}
-        for name, decl in plan.owned.items():
-            self.params[name] = params[name] if params is not None else decl.fresh(rng, self.dtype)
-            self.grads[name] = grads[name] if grads is not None else np.zeros(decl.shape, dtype=self.dtype)
+        self.params: dict[str, np.ndarray] = {name: params[name] for name in plan.owned} if params is not None \
+            else {name: decl.fresh(rng, self.dtype) for name, decl in plan.owned.items()}
+        self.grads: dict[str, np.ndarray] = {name: grads[name] for name in plan.owned} if grads is not None \
+            else {name: np.zeros(decl.shape, dtype=self.dtype) for name, decl in plan.owned.items()}
         borrowed = {(s.node, s.index): s for s in self.shared}
         self._holders = plan.holders
         for node_name, layer in plan.holders.items():
             layer_params, layer_grads = [], []
             for i, decl in enumerate(layer.declared):
-                share = borrowed.get((node_name, i))
+                share = borrowed.get((node_name, i)) if borrowed else None
                 if share is None:
-                    key = str(ParamRef(node_name, decl.name))
+                    key = f"{node_name}.{decl.name}"  # as in plan.owned
                     layer_params.append(self.params[key])
                     layer_grads.append(self.grads[key])
                 else:  # the owner's array (a transposed view when tied); a grad of its own

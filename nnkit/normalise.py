@@ -6,8 +6,6 @@ speak of nodes as the user wrote them and carry the node's place in the file."""
 
 from __future__ import annotations
 
-import dataclasses
-
 from nnkit.config import Config
 from nnkit.layer import LayerConfig
 from nnkit.names import ParamRef, did_you_mean
@@ -67,14 +65,15 @@ def _default_metrics(loss: Node | None, registry: Registry, inputs: list[str]) -
     return tuple(registry.get("metric", n).cls.Config() for n in names if registry.find("metric", n) is not None)
 
 
-def _node(config: LayerConfig, name: str, inputs: tuple[str, ...]) -> Node:
+def _node(config: LayerConfig, name: str, inputs: tuple[str, ...], index: int | None = None,
+          named: bool = True) -> Node:
     # The node's config carries the filled-in name and inputs too, so that the same
     # network written with or without them gives equal specs.
     if config.name != name or config.inputs != list(inputs):  # a stored spec has both already
         config = config.model_copy(update={"name": name, "inputs": list(inputs)})
     return Node(name, inputs, config,
                 share={k: ParamRef.parse(v) for k, v in (config.share or {}).items()},
-                tie={k: ParamRef.parse(v) for k, v in (config.tie or {}).items()})
+                tie={k: ParamRef.parse(v) for k, v in (config.tie or {}).items()}, index=index, named=named)
 
 
 def _name_nodes(configs: list[LayerConfig], inputs: list[str]) -> list[Node]:
@@ -97,8 +96,8 @@ def _name_nodes(configs: list[LayerConfig], inputs: list[str]) -> list[Node]:
         if config.inputs is None and previous is None:
             label = f"node {name!r}" if config.name else f"the node at nodes[{index}] ({config.type}, unnamed)"
             raise GraphError(f"{label} must name its inputs: the network has several inputs", index)
-        node = _node(config, name, tuple(config.inputs) if config.inputs is not None else (previous or "",))
-        nodes.append(dataclasses.replace(node, index=index, named=config.name is not None))
+        nodes.append(_node(config, name, tuple(config.inputs) if config.inputs is not None else (previous or "",),
+                           index, config.name is not None))
         seen.add(name)
         previous = name
     return nodes

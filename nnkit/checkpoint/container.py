@@ -17,71 +17,48 @@ gaps), the dtype allowlist, shapes and checksums (nnkit/checksums.py).
 
 from __future__ import annotations
 
-import math
 import mmap
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from functools import cached_property, partial
 from pathlib import Path
 from typing import Any
 
 import msgpack
 import numpy as np
-from pydantic import ValidationError
 
 from nnkit.atomic import replacing
 from nnkit.checkpoint.checksums import RunningChecksum, checksum, matches, raw_bytes
-from nnkit.checkpoint.header import DTYPES, FORMAT, FORMAT_VERSION, MAX_ARRAYS, MAX_PAYLOAD, ArrayEntry, Header
+from nnkit.checkpoint.decode import ALIGN, MAGIC, PREFIX, align, check_index, layout, read_header
+from nnkit.checkpoint.header import DTYPES, FORMAT, FORMAT_VERSION, MAX_PAYLOAD, ArrayEntry
+from nnkit.checkpoint.memory import empty_small_pages
 from nnkit.checkpoint.parallel import Reading
+from nnkit.checkpoint.runs import SMALL, aligned_buffer, cut, digests, markers_match, pack, views
 from nnkit.errors import CheckpointError, reading
-from nnkit.modelfile.parse import unique_keys
 from nnkit.paths import open_regular
 
-MAGIC = msgpack.packb("nnkit-ckpt")
-ALIGN = 64
-MAX_HEADER_BYTES = 64 * 1024 * 1024
 PARALLEL_BYTES = 8 * 1024 * 1024  # below this, threads cost more than they save
 CHUNK = 1024 * 1024  # copied, then checksummed while still in cache
-_PREFIX = 5  # bin32 marker and length
 
 
 def _dtype_str(array: np.ndarray) -> str:
     return array.dtype.newbyteorder("<").str if array.dtype.byteorder == ">" else array.dtype.str
 
 
-def _align(position: int) -> int:
-    return -(-position // ALIGN) * ALIGN
-
-
-def _layout(lengths: list[int]) -> list[int]:
-    """Payload offsets (from the payload base) for the given lengths, in order."""
-    offsets, cursor = [], 0
-    for length in lengths:
-        start = _align(cursor + _PREFIX)
-        offsets.append(start)
-        cursor = start + length
-    return offsets
-
-
 def write(path: str | Path, header: dict[str, Any], arrays: Mapping[str, np.ndarray]) -> None:
     """Write `header` plus `arrays` atomically: a temp file, fsync, rename, fsync the folder.
 
     The previous file at `path`, if any, stays intact until the rename succeeds (see
-    nnkit/atomic.py). Checksums are computed on a worker thread while the payloads are
-    written, and written pages start going to disk during the write, so that the final
-    fsync waits for little.
+    nnkit/atomic.py). Small arrays go out in runs, one write each (nnkit/checkpoint/runs.py);
+    large ones are checksummed on a worker thread while they are written, and written pages
+    start going to disk during the write, so that the final fsync waits for little.
     """
     path = Path(path)
-    contiguous = {name: np.ascontiguousarray(a, dtype=a.dtype.newbyteorder("<")) for name, a in arrays.items()}
-    offsets = _layout([a.nbytes for a in contiguous.values()])
-    index: dict[str, dict[str, Any]] = {}  # built once; the checksums are filled in when known
-    for (name, a), off in zip(contiguous.items(), offsets):
-        dtype = _dtype_str(a)
-        if dtype not in DTYPES:
-            raise CheckpointError(f"{path}: array {name!r} has dtype {a.dtype}, which checkpoints do not hold")
-        if a.nbytes > MAX_PAYLOAD:
-            raise CheckpointError(f"{path}: array {name!r} is {a.nbytes} bytes; the cap is {MAX_PAYLOAD}")
-        index[name] = {"dtype": dtype, "shape": list(a.shape), "offset": off, "length": a.nbytes, "xxh3": "0" * 16}
+    contiguous = [np.ascontiguousarray(a, dtype=a.dtype.newbyteorder("<")) for a in arrays.values()]
+    lengths = [a.nbytes for a in contiguous]
+    offsets = layout(lengths)
+    index = _index(path, list(arrays), contiguous, offsets)  # built once; the checksums are filled in when known
 
     def head() -> bytes:
         # The checksums written are this version's, whatever version `header` came from.
@@ -91,21 +68,32 @@ def write(path: str | Path, header: dict[str, Any], arrays: Mapping[str, np.ndar
 
     # Checksums are fixed-width strings, so the header's length is known before they are.
     placeholder = head()
-    pool = ThreadPoolExecutor(max_workers=1)  # checksums while this thread writes
+    runs = cut(lengths)
+    large = [i for i, length in enumerate(lengths) if length >= SMALL]  # alone in their runs
+    sums: list[str] = [""] * len(contiguous)
+    pool = ThreadPoolExecutor(max_workers=1) if large else None  # large arrays' checksums while this thread writes
     try:
         with replacing(path) as (f, writeback):
-            # One task for all the checksums: a future per array cost more than hashing a
-            # small one (4,000 arrays: ~120 ms of futures and locks).
-            sums = pool.submit(lambda: [checksum(a) for a in contiguous.values()])
+            # One task for all of them: a future per array costs more than hashing a small one.
+            hashing = pool.submit(lambda: [checksum(contiguous[i]) for i in large]) if pool else None
             f.write(b"\0" * len(placeholder))  # the header goes here once the checksums are known
-            f.write(b"\xc0" * (_align(len(placeholder)) - len(placeholder)))
+            f.write(b"\xc0" * (align(len(placeholder)) - len(placeholder)))
             cursor = 0
-            for a, off in zip(contiguous.values(), offsets):
-                f.write(b"\xc0" * (off - _PREFIX - cursor) + b"\xc6" + a.nbytes.to_bytes(4, "big"))  # pad, marker
-                f.write(raw_bytes(a))
-                cursor = off + a.nbytes
-                writeback.wrote(a.nbytes)
-            for entry, digest in zip(index.values(), sums.result()):
+            for run in runs:
+                if lengths[run.start] >= SMALL:  # a large array, alone
+                    a, off = contiguous[run.start], offsets[run.start]
+                    f.write(b"\xc0" * (off - PREFIX - cursor) + b"\xc6" + a.nbytes.to_bytes(4, "big"))  # pad, marker
+                    f.write(raw_bytes(a))
+                else:
+                    buffer, sums[run.start:run.stop] = pack(contiguous[run.start:run.stop],
+                                                             offsets[run.start:run.stop], cursor)
+                    f.write(buffer)
+                end = offsets[run[-1]] + lengths[run[-1]]
+                writeback.wrote(end - cursor)
+                cursor = end
+            for i, digest in zip(large, hashing.result() if hashing is not None else []):
+                sums[i] = digest
+            for entry, digest in zip(index.values(), sums):
                 entry["xxh3"] = digest
             final = head()
             if len(final) != len(placeholder):
@@ -115,32 +103,22 @@ def write(path: str | Path, header: dict[str, Any], arrays: Mapping[str, np.ndar
     except OSError as exc:
         raise CheckpointError(f"{path}: cannot write: {exc.strerror or exc}") from None
     finally:
-        pool.shutdown(wait=True)
+        if pool is not None:
+            pool.shutdown(wait=True)
 
 
-def _refuse_ext(code: int, data: bytes) -> Any:
-    raise ValueError(f"msgpack extension type {code} is not allowed in a checkpoint")
-
-
-def _plain(value: Any) -> Any:
-    # msgpack decodes its timestamp extension (type -1) itself, past ext_hook.
-    if isinstance(value, msgpack.Timestamp):
-        raise ValueError("msgpack extension type -1 (timestamp) is not allowed in a checkpoint")
-    return value
-
-
-def _plain_map(pairs: list[tuple[Any, Any]]) -> dict[Any, Any]:
-    """A map without repeated keys (msgpack would keep the last one silently) or extensions."""
-    result = unique_keys(pairs)
-    if msgpack.Timestamp in map(type, result.values()):  # map(type) runs in C: headers hold ~10 maps per array
-        _plain(msgpack.Timestamp(0))
-    return result
-
-
-def _plain_list(items: list[Any]) -> list[Any]:
-    if msgpack.Timestamp in map(type, items):
-        _plain(msgpack.Timestamp(0))
-    return items
+def _index(path: Path, names: list[str], arrays: list[np.ndarray], offsets: list[int]) -> dict[str, dict[str, Any]]:
+    """The header's entry of each array, its checksum still a placeholder."""
+    dtypes: dict[np.dtype, str] = {}
+    index = {}
+    for name, a, off in zip(names, arrays, offsets):
+        dtype = dtypes.get(a.dtype) or dtypes.setdefault(a.dtype, _dtype_str(a))
+        if dtype not in DTYPES:
+            raise CheckpointError(f"{path}: array {name!r} has dtype {a.dtype}, which checkpoints do not hold")
+        if a.nbytes > MAX_PAYLOAD:
+            raise CheckpointError(f"{path}: array {name!r} is {a.nbytes} bytes; the cap is {MAX_PAYLOAD}")
+        index[name] = {"dtype": dtype, "shape": list(a.shape), "offset": off, "length": a.nbytes, "xxh3": "0" * 16}
+    return index
 
 
 class CheckpointFile:
@@ -158,8 +136,8 @@ class CheckpointFile:
         with reading(self.path, CheckpointError, "checkpoint"):
             try:
                 size = os.fstat(self._file.fileno()).st_size
-                self.header, self.data_start = _read_header(self._file, self.path)
-                _check_index(self.header, self.path, size - self.data_start)
+                self.header, self.data_start = read_header(self._file, self.path)
+                check_index(self.header, self.path, size - self.data_start)
                 access = mmap.ACCESS_COPY if writable else mmap.ACCESS_READ
                 self._map: Any = mmap.mmap(self._file.fileno(), 0, access=access)
             except BaseException:
@@ -214,16 +192,16 @@ class CheckpointFile:
             target[...] = self.array(name, verify=verify)
             return target
         start = self.data_start + entry.offset
-        marker = bytearray(_PREFIX)
+        marker = bytearray(PREFIX)
         dest = raw_bytes(target)
         if entry.length <= CHUNK:  # one read for the marker and the payload: small arrays are many
-            self._read_exactly_into([memoryview(marker), dest], start - _PREFIX)
+            self._read_exactly_into([memoryview(marker), dest], start - PREFIX)
             self._check_marker(name, marker)
             if verify and not matches(entry, dest):
                 raise self._mismatch(name)
             return target
         running = RunningChecksum(entry) if verify else None
-        self._read_exactly(memoryview(marker), start - _PREFIX)
+        self._read_exactly(memoryview(marker), start - PREFIX)
         self._check_marker(name, marker)
         for lo in range(0, entry.length, CHUNK):
             piece = dest[lo:lo + CHUNK]
@@ -259,32 +237,79 @@ class CheckpointFile:
                 raise CheckpointError(f"{self.path}: the file shrank while being read")
             done += got
 
-    def arrays(self, names: list[str], *, verify: bool = True,
-               into: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
-        """Several arrays at once (see `read`, which this waits for).
+    def arrays(self, names: list[str], *, verify: bool = True, copy: bool = False) -> dict[str, np.ndarray]:
+        """Several arrays at once (see `read`, which this waits for)."""
+        return self.read(names, verify=verify, copy=copy).result()
 
-        Without `into`: views of the file (see `array`). With `into`: each array copied into
-        `into[name]` (see `copy_into`); the targets are returned.
-        """
-        return self.read(names, verify=verify, into=into).result()
-
-    def read(self, names: list[str], *, verify: bool = True,
-             into: dict[str, np.ndarray] | None = None) -> Reading:
+    def read(self, names: list[str], *, verify: bool = True, copy: bool = False) -> Reading:
         """Start reading `names` on worker threads, spread over the cores (copies and
-        xxhash release the GIL), so that the caller can do other work meanwhile."""
-        def one(name: str) -> np.ndarray:
-            if into is None:
-                return self.array(name, verify=verify)
-            return self.copy_into(name, into[name], verify=verify)
+        xxhash release the GIL), so that the caller can do other work meanwhile.
 
-        sizes = [self.index[n].length for n in names]
-        workers = 0 if sum(sizes) < PARALLEL_BYTES or len(names) < 2 else min(len(names), os.cpu_count() or 1, 8)
-        return Reading(names, sizes, one, workers)
+        copy=False: views of the file (see `array`). copy=True: fresh arrays; runs of small
+        arrays next to each other in the file are read at once into one buffer, which
+        their arrays then view (see nnkit/checkpoint/runs.py); larger ones one by one.
+        """
+        if copy:
+            units = self._units(names)
+            read_unit: Callable[[tuple[str, ...]], dict[str, np.ndarray]] = partial(self._read_copies, verify=verify)
+        else:
+            units = [(name,) for name in names]
+            read_unit = lambda unit: {unit[0]: self.array(unit[0], verify=verify)}  # noqa: E731
+        sizes = [sum(self.index[n].length for n in unit) for unit in units]
+        workers = 0 if sum(sizes) < PARALLEL_BYTES or len(units) < 2 else min(len(units), os.cpu_count() or 1, 8)
+        return Reading(units, sizes, read_unit, workers)
+
+    def _units(self, names: list[str]) -> list[tuple[str, ...]]:
+        """`names` in runs of small arrays that follow each other in the file, each larger
+        array alone."""
+        position = self._positions
+        units: list[tuple[str, ...]] = []
+        pieces = [[names[0]]] if names else []
+        for before, name in zip(names, names[1:]):
+            if position[name] == position[before] + 1:
+                pieces[-1].append(name)
+            else:
+                pieces.append([name])
+        for piece in pieces:
+            units += [tuple(piece[i] for i in run) for run in cut([self.index[n].length for n in piece])]
+        return units
+
+    @cached_property
+    def _positions(self) -> dict[str, int]:
+        return {name: i for i, name in enumerate(self.index)}
+
+    def _read_copies(self, unit: tuple[str, ...], *, verify: bool) -> dict[str, np.ndarray]:
+        """The arrays of one unit, copied out of the file and checked (see `read`)."""
+        first, last = self.index[unit[0]], self.index[unit[-1]]
+        if len(unit) == 1 and first.length >= SMALL:
+            target = empty_small_pages(tuple(first.shape), first.dtype)
+            return {unit[0]: self.copy_into(unit[0], target, verify=verify)}
+        entries = [self.index[n] for n in unit]
+        lo = first.offset - ALIGN  # the run's first marker lies in the 64 bytes before its payload
+        buffer = aligned_buffer(last.offset + last.length - lo)
+        self._read_exactly(memoryview(buffer), self.data_start + lo)  # type: ignore[arg-type]  # a buffer
+        at = np.array([e.offset for e in entries], np.int64) - lo
+        lengths = np.array([e.length for e in entries], np.int64)
+        intact = markers_match(buffer, at, lengths)
+        if not intact.all():
+            raise CheckpointError(f"{self.path}: array {unit[int(np.argmin(intact))]!r}: payload marker is damaged")
+        starts, sizes = at.tolist(), lengths.tolist()
+        if verify:
+            if all(e.xxh3 is not None for e in entries):
+                for name, entry, digest in zip(unit, entries, digests(buffer, starts, sizes)):
+                    if digest != entry.xxh3:
+                        raise self._mismatch(name)
+            else:  # format 1: CRC-32s
+                whole = memoryview(buffer)  # type: ignore[arg-type]
+                for name, entry, start, size in zip(unit, entries, starts, sizes):
+                    if not matches(entry, whole[start:start + size]):
+                        raise self._mismatch(name)
+        return dict(zip(unit, views(buffer, starts, sizes, [e.dtype for e in entries], [e.shape for e in entries])))
 
     def _payload(self, name: str) -> memoryview:
         entry = self.index[name]
         start = self.data_start + entry.offset
-        self._check_marker(name, self._map[start - _PREFIX:start])
+        self._check_marker(name, self._map[start - PREFIX:start])
         return memoryview(self._map)[start:start + entry.length]
 
     def _check_marker(self, name: str, marker: bytes | bytearray) -> None:
@@ -298,75 +323,3 @@ class CheckpointFile:
 
     def _mismatch(self, name: str) -> CheckpointError:
         return CheckpointError(f"{self.path}: array {name!r}: checksum mismatch (the file is damaged)")
-
-
-def _read_header(f: Any, path: Path) -> tuple[Header, int]:
-    if f.read(len(MAGIC)) != MAGIC:
-        raise CheckpointError(f"{path}: not an nnkit checkpoint (wrong magic)")
-    unpacker = msgpack.Unpacker(
-        f, raw=False, strict_map_key=True, ext_hook=_refuse_ext, max_buffer_size=MAX_HEADER_BYTES,
-        use_list=True, timestamp=0, object_pairs_hook=_plain_map, list_hook=_plain_list,
-    )
-    try:
-        data = unpacker.unpack()
-    except msgpack.OutOfData:
-        raise CheckpointError(f"{path}: truncated header") from None
-    except (ValueError, TypeError, msgpack.UnpackException, RecursionError) as exc:
-        reason = str(exc) or "nested too deeply or malformed"
-        raise CheckpointError(f"{path}: unreadable header: {reason}") from None
-    if not isinstance(data, dict):
-        raise CheckpointError(f"{path}: the header is not a map")
-    if data.get("format") != FORMAT:
-        raise CheckpointError(f"{path}: not an nnkit checkpoint (format {str(data.get('format'))[:40]!r})")
-    version = data.get("format_version")
-    if isinstance(version, int) and not isinstance(version, bool) and version > FORMAT_VERSION:
-        raise CheckpointError(
-            f"{path}: checkpoint format {version} is newer than this nnkit reads ({FORMAT_VERSION}); upgrade nnkit")
-    arrays = data.get("arrays")
-    if isinstance(arrays, dict) and len(arrays) > MAX_ARRAYS:  # before any per-entry work
-        raise CheckpointError(f"{path}: invalid header: {len(arrays):,} arrays; the cap is {MAX_ARRAYS:,}")
-    if isinstance(version, int) and not isinstance(version, bool) and version >= 2:  # the header's checksum follows
-        _check_header_checksum(f, unpacker, path)
-    try:
-        header = Header.model_validate(data)
-    except ValidationError as exc:
-        first = exc.errors(include_url=False)[0]
-        where = " at " + ".".join(str(p) for p in first["loc"]) if first["loc"] else ""
-        reason = first["msg"].removeprefix("Value error, ")
-        raise CheckpointError(f"{path}: invalid header{where}: {reason}") from None
-    except RecursionError:
-        raise CheckpointError(f"{path}: invalid header: nested too deeply") from None
-    return header, _align(len(MAGIC) + unpacker.tell())
-
-
-def _check_header_checksum(f: Any, unpacker: msgpack.Unpacker, path: Path) -> None:
-    """The object after the header map must be the XXH3-64 (16 hex digits) of its bytes."""
-    length = unpacker.tell()
-    try:
-        stored = unpacker.unpack()
-    except msgpack.OutOfData:
-        raise CheckpointError(f"{path}: truncated header") from None
-    except (ValueError, TypeError, msgpack.UnpackException) as exc:
-        raise CheckpointError(f"{path}: unreadable header checksum: {exc}") from None
-    f.seek(len(MAGIC))
-    if not isinstance(stored, str) or stored != checksum(memoryview(f.read(length))):
-        raise CheckpointError(f"{path}: header checksum mismatch (the file is damaged)")
-
-
-def _check_index(header: Header, path: Path, available: int) -> None:
-    """Every payload must sit exactly where the canonical layout puts it, and fill the file."""
-    index = header.arrays
-    lengths = []
-    for name, entry in index.items():
-        if entry.length != math.prod(entry.shape) * np.dtype(entry.dtype).itemsize:
-            raise CheckpointError(
-                f"{path}: array {name!r}: payload length {entry.length} does not match {entry.dtype} {entry.shape}")
-        lengths.append(entry.length)
-    layout = _layout(lengths)
-    for (name, entry), expected in zip(index.items(), layout):
-        if entry.offset != expected:
-            raise CheckpointError(f"{path}: array {name!r}: offset {entry.offset} breaks the layout")
-    end = layout[-1] + lengths[-1] if lengths else 0
-    if end != available:
-        problem = "truncated" if end > available else "has trailing bytes"
-        raise CheckpointError(f"{path}: file {problem} ({available} payload bytes after the header, {end} expected)")

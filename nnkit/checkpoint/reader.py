@@ -20,7 +20,7 @@ import numpy as np
 from nnkit.checkpoint import container
 from nnkit.checkpoint.header import Header
 from nnkit.checkpoint.lock import check_layers, usable_spec
-from nnkit.checkpoint.memory import collector_paused, empty_small_pages, lazy_zeros
+from nnkit.checkpoint.memory import collector_paused, lazy_zeros
 from nnkit.checkpoint.state import read_training_state
 from nnkit.errors import CheckpointError, ModelFileError
 from nnkit.modelfile import validate_spec
@@ -124,9 +124,7 @@ class Checkpoint:
         grads = grads and bool(self.file.names("grads/"))
         sections = SECTIONS if grads else SECTIONS[:1]
         names = [name for section in sections for name in self.file.names(section + "/")]
-        into = None if mmap else {n: empty_small_pages(tuple(self.file.index[n].shape), self.file.index[n].dtype)
-                                  for n in names}
-        reading = self.file.read(names, verify=verify, into=into)
+        reading = self.file.read(names, verify=verify, copy=not mmap)
         try:
             plan = self.plan()
             wanted = plan.arrays()
@@ -172,9 +170,14 @@ class Checkpoint:
 
     def compare(self, section: str, wanted: Mapping[str, ArraySpec]) -> LoadReport:
         """How the stored `section` ("params" or "grads") differs from the arrays `wanted`."""
-        stored = {n.split("/", 1)[1]: self.file.index[n] for n in self.file.names(section + "/")}
-        return compare_arrays(section, {n: ArraySpec(tuple(e.shape), np.dtype(e.dtype)) for n, e in stored.items()},
-                              wanted)
+        prefix = len(section) + 1
+        dtypes: dict[str, np.dtype] = {}
+        stored = {}
+        for name in self.file.names(section + "/"):
+            entry = self.file.index[name]
+            dtype = dtypes.get(entry.dtype) or dtypes.setdefault(entry.dtype, np.dtype(entry.dtype))
+            stored[name[prefix:]] = ArraySpec(tuple(entry.shape), dtype)
+        return compare_arrays(section, stored, wanted)
 
     def rng(self, name: str) -> np.random.Generator:
         """The stored generator `name`, or a fixed fresh one when the file holds none."""

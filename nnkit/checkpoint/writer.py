@@ -51,12 +51,20 @@ def _lock(registry: Registry, kind: Kind, types: set[str]) -> dict[str, dict[str
 
 def first_non_finite(params: dict[str, np.ndarray]) -> str | None:
     """The name of the first param holding NaN or ±inf, or None."""
-    for name, param in params.items():
-        # A sum is non-finite whenever an element is; only then is the exact check (which
-        # allocates a mask the size of the param) worth its cost.
-        if param.dtype.kind == "f" and not np.isfinite(param.sum()) and not np.isfinite(param).all():
+    floats = {name: p for name, p in params.items() if p.dtype.kind == "f"}
+    # A sum is non-finite whenever an element is; only then is the exact check (which
+    # allocates a mask the size of the param) worth its cost. Small params are summed
+    # together: one call instead of thousands.
+    small = [p for p in floats.values() if p.size <= _SUMMED_TOGETHER]
+    suspects = floats if small and not np.isfinite(np.concatenate(small, axis=None).sum()) else \
+        {name: p for name, p in floats.items() if p.size > _SUMMED_TOGETHER}
+    for name, param in suspects.items():
+        if not np.isfinite(param.sum()) and not np.isfinite(param).all():
             return name
     return None
+
+
+_SUMMED_TOGETHER = 16384
 
 
 def save(path: str | Path, network: Network, registry: Registry, state: TrainingState | None = None,

@@ -194,66 +194,86 @@ class TimeLSTM(_Recurrent):
                 ({"units": 2, "return_sequences": False}, [(3, 3), (2,), (2,)])]
 
     def forward(self, xs: np.ndarray, *states: np.ndarray, train: bool = False) -> np.ndarray:
-        _, Wh, _ = self.params
-        n, t, _ = xs.shape
+        Wx, Wh, b = self.params
+        n, t, d = xs.shape
         H = Wh.shape[0]
-        ax = self._project(xs)
-        # Kept for backward, written in place step by step (no per-step arrays or copies):
-        # the gates (f, g, i, o) after their activations, c_t, tanh(c_t) and h_t.
-        self.gate_values = gates = np.empty((n, t, 4 * H), dtype=ax.dtype)
-        self.cs, self.tanh_cs = np.empty((n, t, H), dtype=ax.dtype), np.empty((n, t, H), dtype=ax.dtype)
-        hs = np.empty((n, t, H), dtype=ax.dtype)
-        h, c = self.h0, self.c0 = self._initial("h", ax, states), self._initial("c", ax, states)
-        h_Wh, g_i = np.empty((n, 4 * H), dtype=ax.dtype), np.empty((n, H), dtype=ax.dtype)
+        # Time-major inside, (T, N, ...): each step's rows are then one contiguous block.
+        self.xs_tm = xs_tm = np.ascontiguousarray(xs.transpose(1, 0, 2)).reshape(t * n, d)
+        # x_t Wx + b for every step at once; each step then adds h_{t-1} Wh in place, and the
+        # gates (f, g, i, o) after their activations stay here for backward.
+        self.gate_values = gates = (xs_tm @ Wx).reshape(t, n, 4 * H)
+        gates += b
+        self.cs, self.tanh_cs = np.empty((t, n, H), dtype=gates.dtype), np.empty((t, n, H), dtype=gates.dtype)
+        hs = self.hs_tm = np.empty((t, n, H), dtype=gates.dtype)
+        h, c = self.h0, self.c0 = self._initial("h", gates[0], states), self._initial("c", gates[0], states)
+        h_Wh, g_i = np.empty((n, 4 * H), dtype=gates.dtype), np.empty((n, H), dtype=gates.dtype)
+        inner, outer, shift = _gate_activation(H, gates.dtype)
         for k in range(t):
-            a = gates[:, k]
-            np.matmul(h, Wh, out=h_Wh)
-            np.add(ax[:, k], h_Wh, out=a)  # a = x_t Wx + h_{t-1} Wh + b
-            _sigmoid_in_place(a[:, :H])  # f
-            np.tanh(a[:, H:2 * H], out=a[:, H:2 * H])  # g
-            _sigmoid_in_place(a[:, 2 * H:])  # i and o
+            a = gates[k]
+            a += np.matmul(h, Wh, out=h_Wh)  # a = x_t Wx + b + h_{t-1} Wh
+            # f, i, o = sigmoid(a) = 0.5 tanh(0.5 a) + 0.5 and g = tanh(a), in four passes over all gates
+            a *= inner
+            np.tanh(a, out=a)
+            a *= outer
+            a += shift
             f, g, i, o = a[:, :H], a[:, H:2 * H], a[:, 2 * H:3 * H], a[:, 3 * H:]
-            c_k, tanh_c = self.cs[:, k], self.tanh_cs[:, k]
+            c_k, tanh_c = self.cs[k], self.tanh_cs[k]
             np.multiply(f, c, out=c_k)
             np.multiply(g, i, out=g_i)
             c_k += g_i  # c_t = f c_{t-1} + g i
             np.tanh(c_k, out=tanh_c)
-            np.multiply(o, tanh_c, out=hs[:, k])  # h_t = o tanh(c_t)
-            h, c = hs[:, k], c_k
-        self.xs = xs
+            np.multiply(o, tanh_c, out=hs[k])  # h_t = o tanh(c_t)
+            h, c = hs[k], c_k
         self._carry(h=h, c=c)
-        return self._output(hs)
+        return self._output(np.ascontiguousarray(hs.transpose(1, 0, 2)))
 
     def backward(self, dy: np.ndarray) -> InputGrads:
         _, Wh, _ = self.params
-        dhs, hs, cs, tanh_cs = self._full_dy(dy), self.hs, self.cs, self.tanh_cs
-        n, t, H = hs.shape
-        gv = self.gate_values
+        dhs = self._full_dy(dy).transpose(1, 0, 2)  # time-major, as forward kept everything
+        hs, cs, tanh_cs, gv = self.hs_tm, self.cs, self.tanh_cs, self.gate_values
+        t, n, H = hs.shape
         f, g, i, o = gv[..., :H], gv[..., H:2 * H], gv[..., 2 * H:3 * H], gv[..., 3 * H:]
-        c_prev = _previous(cs, self.c0)
+        c_prev = _previous_tm(cs, self.c0)
         # What does not depend on the gradient flowing back, for all steps at once. With
         # ds = dc_t + dh_t o (1 - tanh²c_t), the gates' pre-activation gradients are
         # df = ds c_{t-1} f(1-f), dg = ds i (1-g²), di = ds g i(1-i), do = dh_t tanh(c_t) o(1-o).
         ds_per_dh = o * (1.0 - tanh_cs**2)
-        per_ds = np.empty((n, t, 3, H), dtype=gv.dtype)  # f, g, i
+        per_ds = np.empty((t, n, 3, H), dtype=gv.dtype)  # f, g, i
         per_ds[:, :, 0] = c_prev * f * (1.0 - f)
         per_ds[:, :, 1] = i * (1.0 - g**2)
         per_ds[:, :, 2] = g * i * (1.0 - i)
         do_per_dh = tanh_cs * o * (1.0 - o)
-        dA4 = np.empty((n, t, 4, H), dtype=gv.dtype)
-        dA = dA4.reshape(n, t, 4 * H)
+        dA4 = np.empty((t, n, 4, H), dtype=gv.dtype)
+        dA = dA4.reshape(t, n, 4 * H)
         ds = np.zeros((n, H), dtype=gv.dtype)
         dh, dc = self._port_grad("h", ds), self._port_grad("c", ds)  # from the graph, into the last step
         for k in reversed(range(t)):
-            dh += dhs[:, k]  # dh_t: from the output at t and from step t+1
-            np.multiply(dh, ds_per_dh[:, k], out=ds)
+            dh += dhs[k]  # dh_t: from the output at t and from step t+1
+            np.multiply(dh, ds_per_dh[k], out=ds)
             ds += dc
-            np.multiply(ds[:, None, :], per_ds[:, k], out=dA4[:, k, :3])
-            np.multiply(dh, do_per_dh[:, k], out=dA4[:, k, 3])
-            np.multiply(ds, f[:, k], out=dc)  # dc_{t-1}
-            np.matmul(dA[:, k], Wh.T, out=dh)  # dh_{t-1}
-        h_prev = _previous(hs, self.h0)
-        return self._with_state_grads(self._weight_grads(self.xs, [(h_prev, slice(None))], dA), dh, dc)
+            np.multiply(ds[:, None, :], per_ds[k], out=dA4[k, :, :3])
+            np.multiply(dh, do_per_dh[k], out=dA4[k, :, 3])
+            np.multiply(ds, f[k], out=dc)  # dc_{t-1}
+            np.matmul(dA[k], Wh.T, out=dh)  # dh_{t-1}
+        h_prev = _previous_tm(hs, self.h0)
+        dxs = self._weight_grads(self.xs_tm, [(h_prev, slice(None))], dA).reshape(t, n, -1)
+        return self._with_state_grads(np.ascontiguousarray(dxs.transpose(1, 0, 2)), dh, dc)
+
+
+def _gate_activation(units: int, dtype: np.dtype) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per-column factors that turn tanh into each gate's activation, packed (f, g, i, o):
+    inner and outer 0.5 and shift 0.5 for the sigmoid gates (the tanh form of
+    `nnkit.layers.activations.sigmoid`, same bits), 1, 1 and 0 for g's tanh (exact)."""
+    half = np.full(4 * units, 0.5, dtype=dtype)
+    half[units:2 * units] = 1.0
+    shift = np.full(4 * units, 0.5, dtype=dtype)
+    shift[units:2 * units] = 0.0
+    return half, half, shift
+
+
+def _previous_tm(states: np.ndarray, first: np.ndarray) -> np.ndarray:
+    """Each step's previous state, time-major, `first` (N, H) before the first: (T, N, H) → (T, N, H)."""
+    return np.concatenate([first[None], states[:-1]], axis=0)
 
 
 def _previous(states: np.ndarray, first: np.ndarray) -> np.ndarray:
