@@ -294,3 +294,84 @@ def test_reads_are_cut_into_contiguous_runs_of_about_equal_bytes(sizes, count, e
     from nnkit.checkpoint.parallel import _runs
 
     assert ["".join(run) for run in _runs(names, sizes, count)] == expected
+
+
+MIXED = {  # small arrays in runs, a large one alone, every kind of shape and dtype
+    "w": np.arange(12, dtype=np.float32).reshape(3, 4), "empty": np.zeros((0, 3)), "scalar": np.array(2.5),
+    "half": np.ones(5, np.float16), "ints": np.arange(7, dtype=np.int64), "flags": np.array([True, False]),
+    "large": np.random.default_rng(0).standard_normal((200, 100)), "after": np.full((2, 2), 7.0),
+}
+
+
+def test_small_arrays_are_read_in_runs_and_come_back_exact_aligned_and_writable(tmp_path: Path) -> None:
+    ckptfile.write(tmp_path / "m.nnk", MINIMAL, MIXED)
+    with ckptfile.CheckpointFile(tmp_path / "m.nnk") as opened:
+        units = opened._units(list(MIXED))
+        assert units == [("w", "empty", "scalar", "half", "ints", "flags"), ("large",), ("after",)]
+        assert opened._units(["w", "ints", "half"]) == [("w",), ("ints",), ("half",)]  # not next to each other
+        copies = opened.arrays(list(MIXED), copy=True)
+    for name, array in MIXED.items():
+        got = copies[name]
+        assert got.dtype == array.dtype and got.shape == array.shape and np.array_equal(got, array), name
+        assert got.flags.writeable and got.flags.aligned, name
+        assert name == "large" or got.ctypes.data % 64 == 0, name  # a run keeps the file's alignment
+    copies["w"][...] = 0  # a run's arrays do not overlap
+    assert np.array_equal(copies["scalar"], MIXED["scalar"])
+
+
+@pytest.mark.parametrize(("where", "message"), [
+    (lambda e: e.offset - 5, "'ints': payload marker is damaged"),
+    (lambda e: e.offset - 2, "'ints': payload marker is damaged"),
+    (lambda e: e.offset + 3, "'ints': checksum mismatch"),
+])
+def test_a_damaged_array_in_a_run_is_named(tmp_path: Path, where, message: str) -> None:
+    ckptfile.write(tmp_path / "m.nnk", MINIMAL, MIXED)
+    with ckptfile.CheckpointFile(tmp_path / "m.nnk") as opened:
+        at = opened.data_start + where(opened.index["ints"])
+    raw = bytearray((tmp_path / "m.nnk").read_bytes())
+    raw[at] ^= 0x10
+    (tmp_path / "d.nnk").write_bytes(bytes(raw))
+    with ckptfile.CheckpointFile(tmp_path / "d.nnk") as opened:
+        with pytest.raises(nnkit.CheckpointError, match=message):
+            opened.arrays(list(MIXED), copy=True)
+        if "marker" not in message:
+            assert np.array_equal(opened.arrays(["ints"], copy=True, verify=False)["ints"][1:], MIXED["ints"][1:])
+
+
+def test_runs_cut_small_arrays_together_up_to_a_cap_and_large_ones_alone() -> None:
+    from nnkit.checkpoint.runs import RUN_BYTES, SMALL, cut
+
+    assert cut([]) == []
+    assert cut([8, 8, SMALL, 8]) == [range(0, 2), range(2, 3), range(3, 4)]
+    many = cut([SMALL - 1] * 200)
+    assert [i for run in many for i in run] == list(range(200)) and len(many) > 1
+    assert all(sum(SMALL - 1 + 69 for _ in run) <= RUN_BYTES + SMALL + 69 for run in many)
+
+
+def test_a_header_nnkit_did_not_write_loads_and_repeated_keys_are_still_refused(tmp_path: Path) -> None:
+    ckptfile.write(tmp_path / "m.nnk", MINIMAL, {"a": np.arange(3.0)})
+    data = (tmp_path / "m.nnk").read_bytes()
+    unpacker = msgpack.Unpacker(raw=False)
+    unpacker.feed(data[len(ckptfile.MAGIC):])
+    header = unpacker.unpack()
+    length = unpacker.tell()
+    packed = msgpack.packb(header)
+    # The same header with format_version as a uint16 (0xcd) instead of a fixint: valid msgpack, other bytes.
+    wide = packed.replace(b"\xaeformat_version\x03", b"\xaeformat_version\xcd\x00\x03")
+    assert wide != packed
+
+    def with_header(raw: bytes, name: str) -> Path:
+        body = ckptfile.MAGIC + raw + msgpack.packb(ckptfile.checksum(memoryview(raw)))
+        pad = ckptfile.align(len(body)) - len(body)
+        rest = data[ckptfile.align(len(ckptfile.MAGIC) + length + 17):]  # the payloads, from the base
+        path = tmp_path / name
+        path.write_bytes(body + b"\xc0" * pad + rest)
+        return path
+
+    with ckptfile.CheckpointFile(with_header(wide, "wide.nnk")) as opened:
+        assert opened.header.format_version == 3
+        assert np.array_equal(opened.array("a"), np.arange(3.0))
+    assert 0x80 <= packed[0] < 0x8F  # a fixmap: its pair count is in the first byte
+    repeated = bytes([packed[0] + 1]) + packed[1:].replace(b"\xa7created", b"\xa7created\xa1x\xa7created", 1)
+    with pytest.raises(nnkit.CheckpointError, match="repeated|duplicate"):
+        ckptfile.CheckpointFile(with_header(repeated, "dup.nnk"))

@@ -55,7 +55,7 @@ def write(path: str | Path, header: dict[str, Any], arrays: Mapping[str, np.ndar
     start going to disk during the write, so that the final fsync waits for little.
     """
     path = Path(path)
-    contiguous = [np.ascontiguousarray(a, dtype=a.dtype.newbyteorder("<")) for a in arrays.values()]
+    contiguous = [np.asarray(a, dtype=a.dtype.newbyteorder("<"), order="C") for a in arrays.values()]  # 0-d stays 0-d
     lengths = [a.nbytes for a in contiguous]
     offsets = layout(lengths)
     index = _index(path, list(arrays), contiguous, offsets)  # built once; the checksums are filled in when known

@@ -90,5 +90,5 @@ def digests(buffer: np.ndarray, at: Sequence[int], lengths: Sequence[int]) -> li
 def views(buffer: np.ndarray, at: Sequence[int], lengths: Sequence[int], dtypes: Sequence[str],
           shapes: Sequence[Sequence[int]]) -> list[np.ndarray]:
     """Each payload of `buffer` as an array of its dtype and shape (views, not copies)."""
-    return [buffer[start:start + n].view(dtype).reshape(shape)
+    return [buffer[start:start + n].view(dtype).reshape(tuple(shape))
             for start, n, dtype, shape in zip(at, lengths, dtypes, shapes)]
