@@ -338,7 +338,8 @@ class Network:
         pending: dict[str, np.ndarray] = {self.spec.loss.inputs[0]: self.loss_layer.backward(dout)}
         for layer, name, inputs in self._backward_plan:
             dy = pending.pop(name, None)
-            layer.port_grads = {p: pending.pop(f"{name}.{p}") for p in layer.ports if f"{name}.{p}" in pending}
+            if layer.ports:  # most layers have none: no dict to build per step
+                layer.port_grads = {p: pending.pop(f"{name}.{p}") for p in layer.ports if f"{name}.{p}" in pending}
             if dy is None and not layer.port_grads:  # the node does not reach the loss: its grads are zero
                 for grad in layer.grads:
                     grad[...] = 0.0
