@@ -112,6 +112,7 @@ def main() -> int:
     parser.add_argument("--inspect-gib", type=float, default=1.0, help="size of the file for `inspect` (0: skip)")
     parser.add_argument("--many", type=int, default=0, metavar="LAYERS",
                         help="instead: a chain of LAYERS Affine(16) layers, many small arrays")
+    parser.add_argument("--markdown", action="store_true", help="with --many: also print the table as Markdown")
     args = parser.parse_args()
     try:
         from safetensors.numpy import load_file, save_file
@@ -119,7 +120,7 @@ def main() -> int:
         print("this benchmark needs safetensors: pip install safetensors", file=sys.stderr)
         return 2
     if args.many:
-        many_arrays(args.many, args.rounds)
+        many_arrays(args.many, args.rounds, args.markdown)
         return 0
 
     net = network_of(args.mib)
@@ -162,7 +163,7 @@ def main() -> int:
     return 0
 
 
-def many_arrays(layers: int, rounds: int) -> None:
+def many_arrays(layers: int, rounds: int, markdown: bool = False) -> None:
     """Save and load a network of many small arrays: what each array costs beyond its bytes.
 
     safetensors gets the same arrays nnkit writes: params alone, then params and grads in one
@@ -196,6 +197,7 @@ def many_arrays(layers: int, rounds: int) -> None:
             times[name].append(timed(contenders[name])[0])
 
     print(f"\n{'':36}{'nnkit ms':>10}{'safetensors ms':>16}{'ratio':>8}{'target':>8}{'µs/array':>10}")
+    table = ["| | nnkit ms | safetensors ms | ratio (target) | extra µs per array |", "|---|---:|---:|---:|---:|"]
     for what, arrays, target in (("save params", len(params), 1.5), ("save params + grads", len(both), 2.0),
                                  ("load params", len(params), 1.5), ("load params + grads", len(both), 2.0)):
         a, b = times[f"{what}: nnkit"], times[f"{what}: safetensors"]
@@ -203,6 +205,10 @@ def many_arrays(layers: int, rounds: int) -> None:
         extra = (statistics.median(a) - statistics.median(b)) / arrays * 1e6
         print(f"{what:36}{statistics.median(a) * 1e3:10.1f}{statistics.median(b) * 1e3:16.1f}"
               f"{ratio:8.2f}{'≤ ' + str(target):>8}{extra:10.1f}")
+        table.append(f"| {what} | {statistics.median(a) * 1e3:.1f} | {statistics.median(b) * 1e3:.1f} | "
+                     f"{ratio:.2f} (≤ {target}) | {extra:.1f} |")
+    if markdown:
+        print("\n" + "\n".join(table))
     for path in folder.iterdir():
         path.unlink()
     folder.rmdir()

@@ -143,7 +143,7 @@ def interleaved(kind: str, size: str, names: list[str], rounds: int, repeat: int
     return times
 
 
-def report(kind: str, size: str, times: dict[str, list[float]]) -> str:
+def report(kind: str, size: str, times: dict[str, list[float]], markdown: bool = False) -> str:
     def ms(name: str) -> str:
         return f"{statistics.median(times[name]) * 1e3:10.1f}" if name in times else f"{'-':>10}"
 
@@ -153,8 +153,16 @@ def report(kind: str, size: str, times: dict[str, list[float]]) -> str:
         return f"{statistics.median(a / b for a, b in zip(times['nnkit'], times[name])):.2f}"
 
     stateful = f"{statistics.median(a / b for a, b in zip(times['stateful'], times['nnkit'])):.2f}"
+    if markdown:
+        n, t, d, h = SIZES[size]
+        return (f"| {kind} | {size} ({n} × {t} × {d} → {h}) | {ms('nnkit').strip()} | {ms('torch').strip()} | "
+                f"{ms('book').strip()} | {ratio('torch')} | {ratio('book')} | {stateful} |").replace("| - ", "|  ")
     return (f"{kind:6}{size:8}{ms('nnkit')}{ms('torch')}{ms('book')}{ratio('torch'):>13}{ratio('book'):>12}"
             f"{stateful:>16}")
+
+
+MARKDOWN_HEAD = ("| layer | size (N × T × D → H) | nnkit ms | PyTorch ms | book ms | nnkit / PyTorch (target ≤ 1.1) "
+                 "| nnkit / book | stateful / nnkit |\n|---|---|---:|---:|---:|---:|---:|---:|")
 
 
 def main() -> int:
@@ -163,6 +171,7 @@ def main() -> int:
     parser.add_argument("--sizes", nargs="+", choices=list(SIZES), default=list(SIZES))
     parser.add_argument("--repeat", type=int, default=5, help="timed runs per process (their median counts)")
     parser.add_argument("--no-torch", action="store_true", help="leave PyTorch out (it may not be installed)")
+    parser.add_argument("--markdown", action="store_true", help="also print the table as Markdown (README's)")
     parser.add_argument("--one", nargs=4, metavar=("KIND", "SIZE", "CONTENDER", "REPEAT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
@@ -184,10 +193,16 @@ def main() -> int:
           f"float32, forward + backward; PyTorch: {'yes' if use_torch else 'not measured'}\n")
     print(f"{'layer':6}{'size':8}{'nnkit ms':>10}{'torch ms':>10}{'book ms':>10}{'nnkit/torch':>13}{'nnkit/book':>12}"
           f"{'stateful/nnkit':>16}")
+    results = []
     for size in args.sizes:
         for kind in ("LSTM", "GRU", "RNN"):
             names = ["nnkit", "stateful", *(["torch"] if use_torch else []), *(["book"] if kind == "LSTM" else [])]
-            print(report(kind, size, interleaved(kind, size, names, args.rounds, args.repeat)), flush=True)
+            results.append((kind, size, interleaved(kind, size, names, args.rounds, args.repeat)))
+            print(report(*results[-1]), flush=True)
+    if args.markdown:
+        print("\n" + MARKDOWN_HEAD)
+        for result in results:
+            print(report(*result, markdown=True))
     return 0
 
 
