@@ -96,7 +96,7 @@ def forge(header: object) -> bytes:
 
 def header_with(entry: dict, version: int = 2) -> dict:
     return {"format": "nnkit.checkpoint", "format_version": version, "nnkit_version": "x", "created": "x",
-            "spec": {}, "plugins": {}, "arrays": {"a": {"offset": 64, "length": 8, **entry}}}
+            "spec": {}, "plugins": {}, "arrays": {"a": {"offset": 64, "length": 8} | entry}}
 
 
 XXH3 = {"xxh3": "0" * 16}
@@ -104,15 +104,20 @@ XXH3 = {"xxh3": "0" * 16}
 
 @pytest.mark.parametrize(("header", "message"), [
     ({"format": "nnkit.checkpoint", "format_version": 2}, "invalid header at"),
-    (header_with({"dtype": "<f8", "shape": [1]}), "needs exactly one checksum"),
-    (header_with({"dtype": "<f8", "shape": [1], "crc32": "0" * 8, **XXH3}), "needs exactly one checksum"),
-    (header_with({"dtype": "<f8", "shape": [1], "xxh3": "0" * 8}), "invalid header at arrays.a.xxh3"),
+    (header_with({"dtype": "<f8", "shape": [1]}), "array 'a': an entry holds exactly dtype, length, offset, shape, xxh3"),
+    (header_with({"dtype": "<f8", "shape": [1], "crc32": "0" * 8, **XXH3}), "an entry holds exactly"),
+    (header_with({"dtype": "<f8", "shape": [1], "xxh3": "0" * 8}), "array 'a': xxh3 must be 16 lowercase hex digits"),
+    (header_with({"dtype": "<f8", "shape": [1], "xxh3": "0" * 15 + "G"}), "xxh3 must be 16 lowercase hex"),
     (header_with({"dtype": "<f8", "shape": [1], **XXH3}, version=1), "format 1 files use crc32 checksums"),
     (header_with({"dtype": "<f8", "shape": [1], "crc32": "0" * 8}), "format 2 files use xxh3 checksums"),
-    (header_with({"dtype": "|O", "shape": [1], **XXH3}),
-     "invalid header at arrays.a.dtype"),
-    (header_with({"dtype": "<f8", "shape": [2**40], **XXH3}),
-     "invalid header at arrays.a.shape"),
+    (header_with({"dtype": "|O", "shape": [1], **XXH3}), "invalid header at arrays: array 'a': dtype must be one of"),
+    (header_with({"dtype": "<f8", "shape": [2**40], **XXH3}), "array 'a': shape must be a list of at most 32"),
+    (header_with({"dtype": "<f8", "shape": [1] * 33, **XXH3}), "array 'a': shape must be"),
+    (header_with({"dtype": "<f8", "shape": [True], **XXH3}), "array 'a': shape must be"),
+    (header_with({"dtype": "<f8", "shape": 1, **XXH3}), "array 'a': shape must be"),
+    (header_with({"dtype": "<f8", "shape": [1], "offset": -64, **XXH3}), "array 'a': offset must be a whole number"),
+    (header_with({"dtype": "<f8", "shape": [1], "length": 8.0, **XXH3}), "array 'a': length must be a whole number"),
+    ({**header_with({"dtype": "<f8", "shape": [1], **XXH3}), "arrays": [1]}, "arrays: must be a map"),
     (header_with({"dtype": "<f8", "shape": [2], **XXH3}),
      "payload length 8 does not match"),
     ({"format": "nnkit.checkpoint", "format_version": "1"}, "invalid header at format_version"),

@@ -3,9 +3,11 @@ anything is built from it, and that generate `schemas/checkpoint-header.schema.j
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
-from pydantic import ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field, SkipValidation, ValidationInfo, field_validator
+from pydantic import with_config as pydantic_dataclass_config
 
 from nnkit.config import Strict
 from nnkit.modelfile.schema import SCHEMA_DIALECT
@@ -30,23 +32,80 @@ class _Strict(Strict):
     model_config = ConfigDict(allow_inf_nan=True)  # a header may hold NaN metrics
 
 
-class ArrayEntry(_Strict):
+@pydantic_dataclass_config(ConfigDict(extra="forbid"))
+@dataclass(frozen=True, slots=True)
+class ArrayEntry:
     """Where one array lives: offset from the payload base, length in bytes, and the
     payload's checksum as fixed-width lowercase hex (see container.write for why fixed):
     `xxh3` (XXH3-64, format 2) or `crc32` (format 1 files)."""
 
+    # A plain dataclass, not a pydantic model: a header holds thousands of entries, checked
+    # together by `entries_of`; these constraints give the JSON Schema.
+
     dtype: Literal[DTYPES]  # type: ignore[valid-type]
-    shape: list[Annotated[int, Field(ge=0, le=MAX_PAYLOAD)]] = Field(max_length=MAX_RANK)
+    shape: Annotated[list[Annotated[int, Field(ge=0, le=MAX_PAYLOAD)]], Field(max_length=MAX_RANK)]
     offset: Annotated[int, Field(ge=0, le=2**63 - 1)]
     length: Annotated[int, Field(ge=0, le=MAX_PAYLOAD)]
-    xxh3: Annotated[str, Field(pattern=r"^[0-9a-f]{16}$")] | None = None
-    crc32: Annotated[str, Field(pattern=r"^[0-9a-f]{8}$")] | None = None
+    xxh3: Annotated[str | None, Field(pattern=r"^[0-9a-f]{16}$")] = None
+    crc32: Annotated[str | None, Field(pattern=r"^[0-9a-f]{8}$")] = None
 
-    @model_validator(mode="after")
-    def _one_checksum(self) -> ArrayEntry:
-        if (self.xxh3 is None) == (self.crc32 is None):
-            raise ValueError("an array entry needs exactly one checksum: xxh3 or crc32")
-        return self
+
+_FIELDS = {"dtype", "shape", "offset", "length"}
+_KEYS = {"xxh3": _FIELDS | {"xxh3"}, "crc32": _FIELDS | {"crc32"}}
+_HEX = set("0123456789abcdef")
+
+
+def entries_of(index: Any, version: int) -> dict[str, ArrayEntry]:
+    """The header's `arrays` map checked as columns, not entry by entry: every name a
+    string of at most 512 characters; every entry a map of exactly dtype, shape, offset,
+    length and the checksum of format `version` (`CHECKSUM_FIELD`) as lowercase hex of
+    its width; dtypes from `DTYPES`; shapes lists of at most `MAX_RANK` whole numbers in
+    [0, MAX_PAYLOAD]; offsets in [0, 2^63); lengths in [0, MAX_PAYLOAD]. ValueError names
+    the first entry that fails and why."""
+    if type(index) is not dict:
+        raise ValueError("must be a map from array name to entry")
+    if len(index) > MAX_ARRAYS:
+        raise ValueError(f"{len(index):,} arrays; the cap is {MAX_ARRAYS:,}")
+    names, entries = list(index), list(index.values())
+    checksum = CHECKSUM_FIELD[version]
+    keys = _KEYS[checksum]
+
+    def first(bad: Any, reason: str) -> ValueError:
+        name = next(n for n, e in zip(names, entries) if bad(n, e))
+        return ValueError(f"array {str(name)[:80]!r}: {reason}")
+
+    if not all(type(n) is str and len(n) <= 512 for n in names):
+        raise first(lambda n, e: type(n) is not str or len(n) > 512, "names are strings of at most 512 characters")
+    if not all(type(e) is dict and e.keys() == keys for e in entries):
+        raise first(lambda n, e: type(e) is not dict or e.keys() != keys,
+                    f"an entry holds exactly {', '.join(sorted(keys))} (format {version} files use {checksum} "
+                    "checksums)")
+    if not {e["dtype"] for e in entries} <= _DTYPE_SET:
+        raise first(lambda n, e: e["dtype"] not in _DTYPE_SET, f"dtype must be one of {', '.join(DTYPES)}")
+    for field, top in (("offset", 2**63 - 1), ("length", MAX_PAYLOAD)):
+        values = [e[field] for e in entries]
+        if not (all(type(v) is int for v in values) and (not values or (min(values) >= 0 and max(values) <= top))):
+            raise first(lambda n, e, field=field, top=top: type(e[field]) is not int or not 0 <= e[field] <= top,
+                        f"{field} must be a whole number in [0, {top}]")
+    shapes = [e["shape"] for e in entries]
+    sizes = [d for s in shapes if type(s) is list for d in s]
+    if not (all(type(s) is list and len(s) <= MAX_RANK for s in shapes) and all(type(d) is int for d in sizes)
+            and (not sizes or (min(sizes) >= 0 and max(sizes) <= MAX_PAYLOAD))):
+        raise first(lambda n, e: type(e["shape"]) is not list or len(e["shape"]) > MAX_RANK
+                    or not all(type(d) is int and 0 <= d <= MAX_PAYLOAD for d in e["shape"]),
+                    f"shape must be a list of at most {MAX_RANK} whole numbers in [0, {MAX_PAYLOAD}]")
+    digits = 16 if checksum == "xxh3" else 8
+    sums = [e[checksum] for e in entries]
+    if not (all(type(x) is str and len(x) == digits for x in sums) and set("".join(sums)) <= _HEX):
+        raise first(lambda n, e: type(e[checksum]) is not str or len(e[checksum]) != digits
+                    or not set(e[checksum]) <= _HEX, f"{checksum} must be {digits} lowercase hex digits")
+    if checksum == "xxh3":
+        return {n: ArrayEntry(e["dtype"], e["shape"], e["offset"], e["length"], e["xxh3"]) for n, e in index.items()}
+    return {n: ArrayEntry(e["dtype"], e["shape"], e["offset"], e["length"], None, e["crc32"])
+            for n, e in index.items()}
+
+
+_DTYPE_SET = set(DTYPES)
 
 
 class PluginLock(_Strict):
@@ -89,15 +148,16 @@ class Header(_Strict):
     progress: Progress = Field(default_factory=Progress)
     rng: dict[Name, RngState] = Field(default_factory=dict)  # stream name → state
     optimizer: OptimizerInfo | None = None
-    arrays: dict[Name, ArrayEntry] = Field(max_length=MAX_ARRAYS)
+    # Checked by `entries_of`, as columns: see there.
+    arrays: SkipValidation[dict[Name, ArrayEntry]] = Field(max_length=MAX_ARRAYS)
 
-    @model_validator(mode="after")
-    def _checksums_fit_the_version(self) -> Header:
-        wanted = CHECKSUM_FIELD[self.format_version]
-        for name, entry in self.arrays.items():
-            if getattr(entry, wanted) is None:
-                raise ValueError(f"array {name!r}: format {self.format_version} files use {wanted} checksums")
-        return self
+    @field_validator("arrays", mode="after")
+    @classmethod
+    def _entries(cls, value: Any, info: ValidationInfo) -> dict[str, ArrayEntry]:
+        version = info.data.get("format_version")
+        if version is None:  # invalid itself: that error is the one to report
+            raise ValueError("cannot be checked without a valid format_version")
+        return entries_of(value, version)
 
 
 def header_schema() -> dict[str, Any]:
