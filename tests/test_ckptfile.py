@@ -104,7 +104,7 @@ XXH3 = {"xxh3": "0" * 16}
 
 @pytest.mark.parametrize(("header", "message"), [
     ({"format": "nnkit.checkpoint", "format_version": 2}, "invalid header at"),
-    (header_with({"dtype": "<f8", "shape": [1]}), "array 'a': an entry holds exactly dtype, length, offset, shape, xxh3"),
+    (header_with({"dtype": "<f8", "shape": [1]}), "array .a.: an entry holds exactly dtype, length, offset, shape"),
     (header_with({"dtype": "<f8", "shape": [1], "crc32": "0" * 8, **XXH3}), "an entry holds exactly"),
     (header_with({"dtype": "<f8", "shape": [1], "xxh3": "0" * 8}), "array 'a': xxh3 must be 16 lowercase hex digits"),
     (header_with({"dtype": "<f8", "shape": [1], "xxh3": "0" * 15 + "G"}), "xxh3 must be 16 lowercase hex"),

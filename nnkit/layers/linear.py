@@ -104,7 +104,7 @@ class Affine(Layer):
         x, dW, db = self.x, self.grads[0], self.grads[1]
         if x.ndim == 2:
             np.matmul(x.T, dy, out=dW)
-            dy.sum(axis=0, out=db)
+            np.add.reduce(dy, axis=0, out=db)  # ufunc directly: no Python wrapper per step
         else:
             dy2 = dy.reshape(-1, W.shape[1])
             np.matmul(x.reshape(-1, W.shape[0]).T, dy2, out=dW)

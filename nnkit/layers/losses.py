@@ -66,7 +66,8 @@ class SoftmaxWithLoss(LossLayer):
         if self.mask is not None:
             labels = np.where(self.mask, labels, 0)
         rows = _rows(n)
-        shifted = scores - scores.max(axis=1, keepdims=True)
+        # ufunc reductions called directly: ndarray.max and .sum add a Python wrapper each call.
+        shifted = scores - np.maximum.reduce(scores, axis=1, keepdims=True)
         try:
             # Unsigned: a negative label becomes huge and fails here, instead of wrapping round.
             labels = labels.astype(np.uintp)
@@ -74,7 +75,7 @@ class SoftmaxWithLoss(LossLayer):
         except (IndexError, TypeError, ValueError):
             raise ValueError(f"class labels must be whole numbers in [0, {c}), got {t.min()}..{t.max()}") from None
         e = np.exp(shifted)
-        z = e.sum(axis=1)
+        z = np.add.reduce(e, axis=1)
         e /= z[:, None]
         self.y, self.labels, self.x_shape = e, labels, x.shape  # y: softmax(x), kept for backward
         self._shifted, self._picked = shifted, picked  # what accuracy needs, already computed
@@ -82,7 +83,7 @@ class SoftmaxWithLoss(LossLayer):
         losses -= picked
         if self.mask is None:
             self.count = n
-            return float(losses.sum()) / max(n, 1)
+            return float(np.add.reduce(losses)) / max(n, 1)
         self.count = max(int(self.mask.sum()), 1)
         return float((losses * self.mask).sum()) / self.count
 
