@@ -121,9 +121,15 @@ def one_contender(kind: str, size: str, name: str, repeat: int) -> float:
         run = book_lstm(x, dy, h, rng)
     else:
         run = nnkit_layer(kind, x, dy, h, stateful=name == "stateful")
-    for _ in range(2):
-        run()  # warm up: first-touch pages, thread pools
-    return statistics.median(timed(run) for _ in range(repeat))
+    # Warm up for 0.3 s (first-touch pages, the allocator, thread pools: a fresh process's
+    # first runs are up to 2x slower), then time at least `repeat` runs and 0.5 s of them.
+    start = time.perf_counter()
+    while time.perf_counter() - start < 0.3:
+        run()
+    times: list[float] = []
+    while len(times) < repeat or sum(times) < 0.5:
+        times.append(timed(run))
+    return statistics.median(times)
 
 
 def interleaved(kind: str, size: str, names: list[str], rounds: int, repeat: int) -> dict[str, list[float]]:
@@ -169,7 +175,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--sizes", nargs="+", choices=list(SIZES), default=list(SIZES))
-    parser.add_argument("--repeat", type=int, default=5, help="timed runs per process (their median counts)")
+    parser.add_argument("--repeat", type=int, default=5, help="least timed runs per process (their median counts)")
     parser.add_argument("--no-torch", action="store_true", help="leave PyTorch out (it may not be installed)")
     parser.add_argument("--markdown", action="store_true", help="also print the table as Markdown (README's)")
     parser.add_argument("--one", nargs=4, metavar=("KIND", "SIZE", "CONTENDER", "REPEAT"), help=argparse.SUPPRESS)

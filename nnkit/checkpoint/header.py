@@ -33,7 +33,7 @@ class _Strict(Strict):
 
 
 @pydantic_dataclass_config(ConfigDict(extra="forbid"))
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: a frozen dataclass takes 3x as long to make, and headers hold thousands
 class ArrayEntry:
     """Where one array lives: offset from the payload base, length in bytes, and the
     payload's checksum as fixed-width lowercase hex (see container.write for why fixed):
