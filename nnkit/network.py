@@ -203,6 +203,18 @@ class Network:
         # Both passes compiled once: (layer, node name, its inputs), in graph order.
         self._forward_plan = [(self.layers[n.name], n.name, n.inputs) for n in self.spec.order]
         self._backward_plan = self._forward_plan[::-1]
+        self._chain_backward = self._chain()
+
+    def _chain(self) -> list[Layer] | None:
+        """The layers last to first when the graph is one chain from the only input to the
+        loss, each node reading the one before and no further outputs (backward is then a
+        plain loop); None otherwise."""
+        order, loss, reads = self.spec.order, self.spec.loss, [(i,) for i in self.input_names]
+        reads += [(n.name,) for n in order]
+        if loss is None or len(reads) != len(order) + 1 or tuple(loss.inputs) != reads[-1] or any(
+                tuple(n.inputs) != before or self.layers[n.name].ports for n, before in zip(order, reads)):
+            return None
+        return [self.layers[node.name] for node in reversed(order)]
 
     @classmethod
     def from_spec(cls, spec: Spec, registry: Registry, *, rng: np.random.Generator, source: str = "<spec>",
@@ -341,6 +353,12 @@ class Network:
     def backward(self, dout: float = 1.0) -> None:
         """Backpropagate from the last `loss`; every param's grad is overwritten in place."""
         assert self.loss_layer is not None and self.spec.loss is not None
+        if self._chain_backward is not None:
+            dy: np.ndarray | None = self.loss_layer.backward(dout)
+            for layer in self._chain_backward:  # the first layer gives None when no one needs dL/dx
+                dy = layer.backward(dy)
+            self._sum_shared_grads()
+            return
         pending: dict[str, np.ndarray] = {self.spec.loss.inputs[0]: self.loss_layer.backward(dout)}
         for layer, name, inputs in self._backward_plan:
             dy = pending.pop(name, None)
@@ -357,6 +375,9 @@ class Network:
             for source_name, dx in zip(inputs, (dxs,) if len(inputs) == 1 else dxs):
                 if dx is not None:
                     pending[source_name] = pending[source_name] + dx if source_name in pending else dx
+        self._sum_shared_grads()
+
+    def _sum_shared_grads(self) -> None:
         for s in self.shared:  # one array, several users: its grad is the sum of theirs
             grad = self._holders[s.node].grads[s.index]
             self.grads[str(s.owner)] += grad.T if s.transpose else grad

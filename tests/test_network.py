@@ -281,3 +281,42 @@ def test_peeky_and_attention_shapes_compose() -> None:
     for name, param in network.params.items():
         numeric = numeric_gradient(lambda: network.loss(x, t).loss, param)
         assert relative_error(network.grads[name], numeric) < 1e-6, name
+
+
+CHAIN_WITH_TIE = {
+    "inputs": {"x": {"shape": [], "dtype": "int"}},
+    "nodes": [{"name": "emb", "type": "Embedding", "vocab_size": 6, "units": 4},
+              {"type": "Sigmoid"}, {"name": "out", "type": "MatMul", "units": 6, "tie": {"W": "emb.W"}}],
+    "loss": {"type": "SoftmaxWithLoss"},
+}
+SKIP = {
+    "inputs": {"x": {"shape": [3]}},
+    "nodes": [{"name": "a", "type": "Affine", "units": 3}, {"name": "s", "type": "Sigmoid"},
+              {"name": "sum", "type": "Add", "inputs": ["a", "s"]}, {"type": "Affine", "units": 2}],
+    "loss": {"type": "SoftmaxWithLoss"},
+}
+
+
+@pytest.mark.parametrize("spec", [CHAIN_WITH_TIE, {**CHAIN_WITH_TIE, "nodes": CHAIN_WITH_TIE["nodes"][:1] + [
+    {"type": "Affine", "units": 6}]}])
+def test_a_chain_backpropagates_in_a_plain_loop_to_the_same_bits(spec: dict) -> None:
+    net = build(spec)
+    assert net._chain_backward is not None
+    rng = np.random.default_rng(5)
+    x, t = rng.integers(0, 6, size=7), rng.integers(0, 6, size=7)
+    net.loss(x, t)
+    net.backward()
+    fast = {k: g.copy() for k, g in net.grads.items()}
+    net._chain_backward = None  # the graph's general walk
+    net.loss(x, t)
+    net.backward()
+    assert all(np.array_equal(fast[k], g) for k, g in net.grads.items())
+    check_network_gradients(build(spec), x, t)
+
+
+def test_graphs_that_are_not_one_chain_take_the_general_walk() -> None:
+    assert build(SKIP)._chain_backward is None
+    loss_midway = {**SKIP, "nodes": [{"name": "a", "type": "Affine", "units": 3}, {"name": "b", "type": "Affine",
+                                                                                 "units": 2}],
+                   "outputs": ["b"], "loss": {"type": "SoftmaxWithLoss", "inputs": ["a"]}}
+    assert build(loss_midway)._chain_backward is None  # b does not reach the loss

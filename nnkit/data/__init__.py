@@ -65,6 +65,8 @@ def count_rows(x: Inputs) -> int:
 
 def take_rows(x: Inputs, index: Any) -> Inputs:
     """Rows `index` of the input array, or of each named input."""
+    if type(x) is np.ndarray:  # the common case, without the Mapping check's cost every step
+        return x[index]
     return {k: v[index] for k, v in x.items()} if isinstance(x, Mapping) else x[index]
 
 

@@ -76,8 +76,8 @@ class SoftmaxWithLoss(LossLayer):
             raise ValueError(f"class labels must be whole numbers in [0, {c}), got {t.min()}..{t.max()}") from None
         e = np.exp(shifted)
         z = np.add.reduce(e, axis=1)
-        e /= z[:, None]
-        self.y, self.labels, self.x_shape = e, labels, x.shape  # y: softmax(x), kept for backward
+        # softmax(x) = e / z: divided in backward, into dx (one pass for both), or on demand.
+        self._e, self._z, self._y, self.labels, self.x_shape = e, z, None, labels, x.shape
         self._shifted, self._picked = shifted, picked  # what accuracy needs, already computed
         losses = np.log(z)
         losses -= picked
@@ -88,12 +88,20 @@ class SoftmaxWithLoss(LossLayer):
         return float((losses * self.mask).sum()) / self.count
 
     def backward(self, dout: float = 1.0) -> np.ndarray:
-        dx = self.y.copy()
+        dx = np.divide(self._e, self._z[:, None])  # softmax(x)
         dx[_rows(len(dx)), self.labels] -= 1.0
         dx *= dout / self.count
         if self.mask is not None:
             dx *= self.mask[:, None]
         return dx.reshape(self.x_shape)
+
+    @property
+    def y(self) -> np.ndarray:
+        """softmax(x) of the last forward, (N', C) with the leading axes flattened."""
+        y = self._y
+        if y is None:
+            y = self._y = self._e / self._z[:, None]
+        return y
 
     def last_predictions(self) -> np.ndarray:
         return self.y.reshape(self.x_shape)

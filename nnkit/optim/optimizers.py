@@ -114,7 +114,8 @@ class SGD(Optimizer):
         lr = self.lr_at(self.iterations)
         self.iterations += 1
         # The book's SGD, without a temporary per param: the scratch buffers are reused.
-        self._ensure_state(params)
+        if self.state is None or len(self._scratch) != len(params):
+            self._ensure_state(params)
         for param, grad, scratch in zip(params, grads, self._scratch):
             param -= np.multiply(grad, lr, out=scratch)
 

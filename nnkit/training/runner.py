@@ -283,6 +283,7 @@ class Runner:
         params, grads = list(net.params.values()), list(net.grads.values())
         shuffle, max_grad = self.state.rngs["shuffle"], self.spec.train.max_grad
         continuous = self.spec.train.bptt is not None and self.spec.train.bptt.continuous
+        metrics = self.step_metrics
         while progress.epoch < target and not self.stop_training:
             if progress.position == 0 or (windows is None and self.state.order is None):
                 if windows is None:
@@ -299,14 +300,15 @@ class Runner:
                     xb, tb = windows.window(progress.epoch * steps * continuous + progress.position)
                 else:
                     assert order is not None
-                    idx = order[progress.position * batch:(progress.position + 1) * batch]
+                    start = progress.position * batch
+                    idx = order[start:start + batch]
                     xb, tb = take_rows(x, idx), t[idx]
                 self.last_step = step = net.loss(xb, tb, train=True)
                 net.backward()
                 if max_grad is not None:
                     clip_grads(grads, max_grad)
                 optimizer.update(params, grads)
-                add_step(running, self.step_metrics, step, tb)
+                add_step(running, metrics, step, tb)
                 progress.position += 1
                 progress.step += 1
                 hooks.on_step_end(self, progress.step, step.loss)
