@@ -221,7 +221,29 @@ def bench_size(size: str, dtype: str, rounds: int, have_torch: bool, peak: float
           f"{torch_us} {vs_numpy:12.2f} {TARGETS[size]:7.2f} {acc_vs} {vs} {share:6.0f}%  "
           f"{'ok' if ok else 'MISSED'}",
           flush=True)
+    d_h_c = f"{size} ({d}-{h}-{c}, {b})"
+    acc = (f"{per_step['nnkit+acc'] * 1e6:,.1f} | {median_ratio(times['nnkit+acc'], times['numpy']):.2f} "
+           f"(≤ {METRIC_TARGETS[size]})") if "nnkit+acc" in times else " | "
+    torch_cells = f"{per_step['torch'] * 1e6:,.1f} | {vs_torch:.2f}" if vs_torch is not None else " | "
+    MARKDOWN_ROWS.append(
+        f"| {d_h_c} | {dtype} | {per_step['numpy'] * 1e6:,.1f} | {per_step['nnkit'] * 1e6:,.1f} | "
+        f"{vs_numpy:.2f} (≤ {TARGETS[size]}) | {acc} | {torch_cells} | {share:.0f}% | {limit_of(share)} |")
     return ok
+
+
+def limit_of(share: float) -> str:
+    """What bounds a step, from the share of the matmul peak it reaches."""
+    if share < 10:
+        return "per-call overhead: Python and NumPy calls on small arrays"
+    if share < 60:
+        return "matmuls too small to reach the peak, and memory traffic"
+    return "the matmuls themselves"
+
+
+MARKDOWN_ROWS: list[str] = []
+MARKDOWN_HEAD = ("| size (D-H-C, batch) | dtype | NumPy µs | nnkit µs | nnkit / NumPy (target) | + accuracy µs "
+                 "| + accuracy / NumPy (target) | PyTorch µs | nnkit / PyTorch | % of peak | what limits it |\n"
+                 "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|")
 
 
 def main() -> int:
@@ -231,6 +253,7 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--no-torch", action="store_true", help="skip PyTorch even if installed")
     parser.add_argument("--predict-rows", type=int, default=1_000_000, help="rows for the inference run (0: skip)")
+    parser.add_argument("--markdown", action="store_true", help="also print the table as Markdown (README's)")
     args = parser.parse_args()
     try:
         if args.no_torch:
@@ -257,6 +280,8 @@ def main() -> int:
         print(f"\npredict {args.predict_rows:,} rows, medium float32: nnkit {ours:.2f} s, NumPy by hand "
               f"{theirs:.2f} s, ratio {ratio:.2f} (target ≤ 1.10)  {'ok' if ok else 'MISSED'}")
     print(f"\n{failures} target(s) missed" if failures else "\nall targets met")
+    if args.markdown:
+        print(f"\nmatmul peak {peak:.0f} GFLOP/s (float32)\n\n{MARKDOWN_HEAD}\n" + "\n".join(MARKDOWN_ROWS))
     return 0
 
 

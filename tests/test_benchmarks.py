@@ -19,14 +19,17 @@ def run(script: str, *args: str) -> str:
 
 def test_bench_train_runs() -> None:
     out = run("bench_train.py", "--sizes", "spiral", "--dtypes", "float32", "--rounds", "1", "--no-torch",
-              "--predict-rows", "5000")
+              "--predict-rows", "5000", "--markdown")
     assert "spiral   float32" in out and "predict 5,000 rows" in out
+    assert "| spiral (2-10-3, 30) | float32 |" in out and "| what limits it |" in out  # README's table
 
 
 def test_bench_checkpoint_runs() -> None:
     pytest.importorskip("safetensors")
     out = run("bench_checkpoint.py", "--mib", "2", "--rounds", "1", "--inspect-gib", "0.01")
     assert "ratios" in out and "peak extra memory" in out and "inspect on a" in out
+    out = run("bench_checkpoint.py", "--many", "50", "--rounds", "1", "--markdown")
+    assert "| load params + grads |" in out and "µs per array" in out
 
 
 def test_bench_startup_runs() -> None:
@@ -36,8 +39,9 @@ def test_bench_startup_runs() -> None:
 
 def test_bench_rnn_runs() -> None:
     pytest.importorskip("nnkit_rnn")
-    out = run("bench_rnn.py", "--sizes", "small", "--rounds", "1", "--no-torch")
+    out = run("bench_rnn.py", "--sizes", "small", "--rounds", "1", "--no-torch", "--markdown")
     assert "LSTM  small" in out and "GRU   small" in out and "RNN   small" in out
+    assert "| LSTM | small (32 × 20 × 64 → 128) |" in out
 
 
 def test_bench_sweep_runs() -> None:
