@@ -32,7 +32,7 @@ def test_top_k_accuracy() -> None:
 @pytest.mark.parametrize("ignore", [None, -1])
 def test_accuracy_from_the_loss_step_equals_the_metric(ignore: int | None) -> None:
     """SoftmaxWithLoss hands the accuracy metric what its forward computed; the value is
-    the metric's own, and a tied maximum falls back to the metric (argmax's first index)."""
+    the metric's own, a tied maximum included (argmax's first index)."""
     from nnkit.layers.losses import SoftmaxWithLoss
 
     config = SoftmaxWithLoss.Config(type="SoftmaxWithLoss", ignore_label=ignore)
@@ -45,4 +45,4 @@ def test_accuracy_from_the_loss_step_equals_the_metric(ignore: int | None) -> No
         assert layer.last_accuracy() == accuracy(layer.last_predictions(), t)
     tied = np.zeros((4, 5))  # every score equal: argmax says class 0
     layer.forward(tied, np.array([0, 1, 2, 3]))
-    assert layer.last_accuracy() is None and accuracy(layer.last_predictions(), np.array([0, 1, 2, 3])) == 0.25
+    assert layer.last_accuracy() == accuracy(layer.last_predictions(), np.array([0, 1, 2, 3])) == 0.25
