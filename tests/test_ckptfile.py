@@ -111,6 +111,7 @@ XXH3 = {"xxh3": "0" * 16}
     (header_with({"dtype": "<f8", "shape": [1], **XXH3}, version=1), "format 1 files use crc32 checksums"),
     (header_with({"dtype": "<f8", "shape": [1], "crc32": "0" * 8}), "format 2 files use xxh3 checksums"),
     (header_with({"dtype": "|O", "shape": [1], **XXH3}), "invalid header at arrays: array 'a': dtype must be one of"),
+    (header_with({"dtype": ["<f8"], "shape": [1], **XXH3}), "array 'a': dtype must be one of"),
     (header_with({"dtype": "<f8", "shape": [2**40], **XXH3}), "array 'a': shape must be a list of at most 32"),
     (header_with({"dtype": "<f8", "shape": [1] * 33, **XXH3}), "array 'a': shape must be"),
     (header_with({"dtype": "<f8", "shape": [True], **XXH3}), "array 'a': shape must be"),

@@ -53,6 +53,7 @@ class ArrayEntry:
 _FIELDS = {"dtype", "shape", "offset", "length"}
 _KEYS = {"xxh3": _FIELDS | {"xxh3"}, "crc32": _FIELDS | {"crc32"}}
 _HEX = set("0123456789abcdef")
+_DTYPE_SET = set(DTYPES)
 
 
 def entries_of(index: Any, version: int) -> dict[str, ArrayEntry]:
@@ -80,8 +81,9 @@ def entries_of(index: Any, version: int) -> dict[str, ArrayEntry]:
         raise first(lambda n, e: type(e) is not dict or e.keys() != keys,
                     f"an entry holds exactly {', '.join(sorted(keys))} (format {version} files use {checksum} "
                     "checksums)")
-    if not {e["dtype"] for e in entries} <= _DTYPE_SET:
-        raise first(lambda n, e: e["dtype"] not in _DTYPE_SET, f"dtype must be one of {', '.join(DTYPES)}")
+    if not all(type(e["dtype"]) is str and e["dtype"] in _DTYPE_SET for e in entries):
+        raise first(lambda n, e: type(e["dtype"]) is not str or e["dtype"] not in _DTYPE_SET,
+                    f"dtype must be one of {', '.join(DTYPES)}")
     for field, top in (("offset", 2**63 - 1), ("length", MAX_PAYLOAD)):
         values = [e[field] for e in entries]
         if not (all(type(v) is int for v in values) and (not values or (min(values) >= 0 and max(values) <= top))):
@@ -103,9 +105,6 @@ def entries_of(index: Any, version: int) -> dict[str, ArrayEntry]:
         return {n: ArrayEntry(e["dtype"], e["shape"], e["offset"], e["length"], e["xxh3"]) for n, e in index.items()}
     return {n: ArrayEntry(e["dtype"], e["shape"], e["offset"], e["length"], None, e["crc32"])
             for n, e in index.items()}
-
-
-_DTYPE_SET = set(DTYPES)
 
 
 class PluginLock(_Strict):
