@@ -172,7 +172,7 @@ class Network:
         self.input_names = plan.spec.input_names
         self.outputs = list(plan.spec.outputs)
         for given, what in ((params, "params"), (grads, "grads")):
-            if given is not None and set(given) != set(plan.owned):
+            if given is not None and given.keys() != plan.owned.keys():  # as sets, in C
                 raise ValueError(f"{what} given for {sorted(set(given) ^ set(plan.owned))} do not match the network")
         self.params: dict[str, np.ndarray] = {name: params[name] for name in plan.owned} if params is not None \
             else {name: decl.fresh(rng, self.dtype) for name, decl in plan.owned.items()}

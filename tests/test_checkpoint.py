@@ -184,6 +184,28 @@ def test_a_params_only_load_trains_on(trained) -> None:
                    for i, p in enumerate(layer.param_names))
 
 
+def test_compare_finds_each_difference_and_names_by_section(trained) -> None:
+    from nnkit.checkpoint.reader import Checkpoint
+    from nnkit.network import ArraySpec
+
+    _, path = trained
+    with Checkpoint(path, nnkit.get_registry()) as checkpoint:
+        assert checkpoint.file.names("params/") == [n for n in checkpoint.file.index if n.startswith("params/")]
+        assert checkpoint.file.names("params/fc1.") == ["params/fc1.W", "params/fc1.b"]  # not a section: filtered
+        assert checkpoint.file.names("nothing/") == []
+        wanted = checkpoint.plan().arrays()
+        assert checkpoint.compare("params", wanted).ok and checkpoint.compare("grads", wanted).ok
+        cases = {
+            "shape": ({**wanted, "fc1.W": ArraySpec((3, 10), wanted["fc1.W"].dtype)}, "mismatched"),
+            "dtype": ({**wanted, "fc2.b": ArraySpec(wanted["fc2.b"].shape, np.dtype("float32"))}, "mismatched"),
+            "missing": ({**wanted, "fc3.W": ArraySpec((2, 2), wanted["fc1.W"].dtype)}, "missing"),
+            "unexpected": ({k: v for k, v in wanted.items() if k != "fc2.W"}, "unexpected"),
+        }
+        for case, (changed, field) in cases.items():
+            report = checkpoint.compare("params", changed)
+            assert not report.ok and len(getattr(report, field)) == 1, case
+
+
 def test_load_into_lists_every_mismatch(trained) -> None:
     _, path = trained
     spec = nnkit.read_model_file(EXAMPLES / "spiral.toml").to_dict()

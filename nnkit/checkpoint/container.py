@@ -160,7 +160,18 @@ class CheckpointFile:
         self.close()
 
     def names(self, prefix: str = "") -> list[str]:
+        """The stored array names that start with `prefix`, in file order."""
+        if prefix.endswith("/") and prefix.count("/") == 1:  # a section: grouped once, asked often
+            return list(self._sections.get(prefix[:-1], ()))
         return [n for n in self.index if n.startswith(prefix)]
+
+    @cached_property
+    def _sections(self) -> dict[str, list[str]]:
+        """Array names by section (what precedes the first "/"), in file order."""
+        sections: dict[str, list[str]] = {}
+        for name in self.index:
+            sections.setdefault(name.partition("/")[0], []).append(name)
+        return sections
 
     def array(self, name: str, *, verify: bool = True) -> np.ndarray:
         """The named array, a view of the file (read-only unless opened `writable`).

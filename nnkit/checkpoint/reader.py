@@ -171,13 +171,28 @@ class Checkpoint:
     def compare(self, section: str, wanted: Mapping[str, ArraySpec]) -> LoadReport:
         """How the stored `section` ("params" or "grads") differs from the arrays `wanted`."""
         prefix = len(section) + 1
+        names = self.file.names(section + "/")
+        if len(names) == len(wanted) and self._same(names, prefix, wanted):
+            return LoadReport()  # the usual case, checked without building a spec per array
         dtypes: dict[str, np.dtype] = {}
         stored = {}
-        for name in self.file.names(section + "/"):
+        for name in names:
             entry = self.file.index[name]
             dtype = dtypes.get(entry.dtype) or dtypes.setdefault(entry.dtype, np.dtype(entry.dtype))
             stored[name[prefix:]] = ArraySpec(tuple(entry.shape), dtype)
         return compare_arrays(section, stored, wanted)
+
+    def _same(self, names: list[str], prefix: int, wanted: Mapping[str, ArraySpec]) -> bool:
+        """Whether the stored arrays `names` are exactly `wanted`: names, shapes and dtypes."""
+        index, dtypes = self.file.index, {want.dtype.str for want in wanted.values()}
+        if len(dtypes) != 1:
+            return False
+        dtype = dtypes.pop()
+        for name in names:
+            want, entry = wanted.get(name[prefix:]), index[name]
+            if want is None or entry.dtype != dtype or tuple(entry.shape) != want.shape:
+                return False
+        return True
 
     def rng(self, name: str) -> np.random.Generator:
         """The stored generator `name`, or a fixed fresh one when the file holds none."""

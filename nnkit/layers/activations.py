@@ -17,7 +17,10 @@ class _Elementwise(Layer):
 def sigmoid(x: np.ndarray) -> np.ndarray:
     """1 / (1 + exp(-x)) in its tanh form, which never overflows (exp(-x) does for very
     negative x)."""
-    return 0.5 * (1.0 + np.tanh(0.5 * x))
+    y = np.tanh(np.multiply(x, 0.5))  # in place from here: one array, not four
+    y += 1.0
+    y *= 0.5
+    return y
 
 
 class SigmoidConfig(LayerConfig):
@@ -35,7 +38,9 @@ class Sigmoid(_Elementwise):
         return self.y
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
-        return dy * self.y * (1.0 - self.y)
+        dx = dy * self.y
+        dx *= 1.0 - self.y  # (dy * y) * (1 - y), in the book's order
+        return dx
 
 
 class ReLUConfig(LayerConfig):

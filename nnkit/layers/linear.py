@@ -97,7 +97,9 @@ class Affine(Layer):
     def forward(self, x: np.ndarray, train: bool = False) -> np.ndarray:
         W, b = self.params
         self.x = x
-        return x @ W + b
+        y = x @ W
+        y += b  # in place: no second (N, H) array
+        return y
 
     def backward(self, dy: np.ndarray) -> np.ndarray | None:
         W = self.params[0]

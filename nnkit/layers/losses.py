@@ -110,7 +110,7 @@ class SoftmaxWithLoss(LossLayer):
         """Accuracy of the last forward, from its max-shifted scores: argmax's first-index
         rule on ties, as the accuracy metric's own pass (at a language model's 10,000
         classes, half the time of counting zeros and checking for ties)."""
-        right = np.argmax(self._shifted, axis=1) == self.labels
+        right = self._shifted.argmax(1) == self.labels  # the method: np.argmax adds ~1 µs of dispatch
         if self.mask is None:
             return np.count_nonzero(right) / len(right) if len(right) else float("nan")
         scored = np.count_nonzero(self.mask)
