@@ -141,8 +141,9 @@ def check_index(header: Header, path: Path, available: int) -> None:
     """Every payload must sit exactly where the canonical layout puts it, and fill the file."""
     index = header.arrays
     lengths = []
+    itemsize = {dtype: np.dtype(dtype).itemsize for dtype in {entry.dtype for entry in index.values()}}
     for name, entry in index.items():
-        if entry.length != math.prod(entry.shape) * np.dtype(entry.dtype).itemsize:
+        if entry.length != math.prod(entry.shape) * itemsize[entry.dtype]:
             raise CheckpointError(
                 f"{path}: array {name!r}: payload length {entry.length} does not match {entry.dtype} {entry.shape}")
         lengths.append(entry.length)

@@ -141,7 +141,7 @@ class Checkpoint:
             section, key = name.split("/", 1)
             split[section][key] = array
         if not grads:
-            split["grads"] = {n: lazy_zeros(a.shape, a.dtype) for n, a in wanted.items()}
+            split["grads"] = {n: lazy_zeros(a.shape, plan.dtype) for n, a in wanted.items()}
         return Network(plan, rng=self.rng("network"), params=split["params"], grads=split["grads"])
 
     def load_into(self, network: Network, *, strict: bool = True, grads: bool = True) -> LoadReport:
