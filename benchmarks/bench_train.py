@@ -6,19 +6,22 @@
 Every contender trains the same network (Affine → Sigmoid → Affine, Softmax-with-Loss,
 SGD) on the same data for whole epochs: per step it takes the minibatch from a shuffled
 order, runs forward and backward, and updates the params. Contenders run interleaved,
-round after round, in one process (the machine is shared and noisy); a ratio is the median
-over rounds of nnkit's time per step over the other's, so < 1 means nnkit is faster.
-PyTorch is measured when it is installed. The matmul peak is the best GFLOP/s of a
+round after round (the machine is shared and noisy); a ratio is the median over rounds of
+nnkit's time per step over the other's, so < 1 means nnkit is faster. PyTorch is measured
+when it is installed, in a process of its own. The matmul peak is the best GFLOP/s of a
 square matmul in each dtype, and every row is reported as a share of its dtype's.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
+import multiprocessing
 import statistics
 import sys
 import time
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -122,6 +125,38 @@ def torch_trainer(d: int, h: int, c: int, b: int, dtype: str, x: np.ndarray, t: 
     return train
 
 
+def torch_in_own_process(d: int, h: int, c: int, b: int, dtype: str, n: int) -> tuple[Callable[[int], float], Any]:
+    """PyTorch's trainer in a process of its own, on the same data (same seed); the call
+    returns the time the process measured. In this process its OpenMP threads would keep
+    spinning after each step and slow whichever NumPy contender runs next on two cores."""
+    context = multiprocessing.get_context("spawn")
+    ours, theirs = context.Pipe()
+    worker = context.Process(target=_torch_worker, args=(theirs, d, h, c, b, dtype, n), daemon=True)
+    worker.start()
+
+    def train(epochs: int) -> float:
+        ours.send(epochs)
+        return float(ours.recv())
+
+    def stop() -> None:
+        ours.send(None)
+        worker.join(timeout=30)
+
+    return train, stop
+
+
+def _torch_worker(conn: Any, d: int, h: int, c: int, b: int, dtype: str, n: int) -> None:
+    import torch
+
+    torch.set_num_threads(2)
+    x, t = make_data(d, c, n, dtype)
+    train = torch_trainer(d, h, c, b, dtype, x, t)
+    while (epochs := conn.recv()) is not None:
+        start = time.perf_counter()
+        train(epochs)
+        conn.send(time.perf_counter() - start)
+
+
 def bench_predict(rows: int, rounds: int, batch: int = 4096) -> tuple[float, float, float]:
     """(nnkit s, NumPy s, median ratio) for class probabilities of `rows` float32 rows
     through the medium network (784-256-10), both in batches of `batch` rows."""
@@ -187,9 +222,11 @@ def bench_size(size: str, dtype: str, rounds: int, have_torch: bool, peaks: dict
     makers: dict[str, Callable[..., Callable[[int], None]]] = {"numpy": numpy_trainer, "nnkit": nnkit_trainer}
     if size in METRIC_TARGETS:
         makers["nnkit+acc"] = lambda *a: nnkit_trainer(*a, metrics=True)
+    trainers: dict[str, Callable[[int], float | None]] = {
+        name: make(d, h, c, b, dtype, x, t) for name, make in makers.items()}
+    stop_torch = None
     if have_torch:
-        makers["torch"] = torch_trainer
-    trainers = {name: make(d, h, c, b, dtype, x, t) for name, make in makers.items()}
+        trainers["torch"], stop_torch = torch_in_own_process(d, h, c, b, dtype, len(t))
     for train in trainers.values():
         train(1)  # warm up: allocations, caches, lazy imports
     times: dict[str, list[float]] = {name: [] for name in trainers}
@@ -197,8 +234,11 @@ def bench_size(size: str, dtype: str, rounds: int, have_torch: bool, peaks: dict
         names = list(trainers)
         for name in names[r % len(names):] + names[:r % len(names)]:
             start = time.perf_counter()
-            trainers[name](epochs)
-            times[name].append((time.perf_counter() - start) / (epochs * steps))
+            measured = trainers[name](epochs)  # a process of its own measures itself
+            elapsed = measured if measured is not None else time.perf_counter() - start
+            times[name].append(elapsed / (epochs * steps))
+    if stop_torch is not None:
+        stop_torch()
     per_step = {name: statistics.median(ts) for name, ts in times.items()}
     vs_numpy = median_ratio(times["nnkit"], times["numpy"])
     vs_torch = median_ratio(times["nnkit"], times["torch"]) if have_torch else None
@@ -255,15 +295,8 @@ def main() -> int:
     parser.add_argument("--predict-rows", type=int, default=1_000_000, help="rows for the inference run (0: skip)")
     parser.add_argument("--markdown", action="store_true", help="also print the table as Markdown (README's)")
     args = parser.parse_args()
-    try:
-        if args.no_torch:
-            raise ImportError
-        import torch
-
-        torch.set_num_threads(2)
-        have_torch = True
-    except ImportError:
-        have_torch = False
+    # PyTorch is never imported here: it runs in processes of its own (see torch_in_own_process).
+    have_torch = not args.no_torch and importlib.util.find_spec("torch") is not None
 
     peaks = {dtype: matmul_peak(dtype) for dtype in args.dtypes}
     shown = ", ".join(f"{dtype} {peak:.1f}" for dtype, peak in peaks.items())
