@@ -196,7 +196,10 @@ def test_training_is_never_lost_and_never_overwrites(capsys) -> None:
 def test_ctrl_c_saves_a_resumable_checkpoint(tmp_path: Path) -> None:
     import signal
 
-    command = [sys.executable, "-m", "nnkit", "train", str(EXAMPLES / "spiral.toml"), "--epochs", "100000",
+    # A line every epoch: the signal comes after the first, not after 10,000 (a tenth of --epochs).
+    model_file = tmp_path / "spiral.toml"
+    model_file.write_text((EXAMPLES / "spiral.toml").read_text().replace("[train]", "[train]\nlog_every = 1"))
+    command = [sys.executable, "-m", "nnkit", "train", str(model_file), "--epochs", "100000",
                "--progress", "lines", "-o", "run.nnk"]
     with subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as proc:
         assert proc.stdout is not None and proc.stdout.readline().startswith("epoch")  # training is under way
@@ -208,7 +211,7 @@ def test_ctrl_c_saves_a_resumable_checkpoint(tmp_path: Path) -> None:
     target = stopped.epoch + 2
     assert main(["train", "--resume", str(tmp_path / "run.nnk"), "--epochs", str(target), "--quiet",
                  "-o", str(tmp_path / "resumed.nnk")]) == 0
-    assert main(["train", str(EXAMPLES / "spiral.toml"), "--epochs", str(target), "--quiet",
+    assert main(["train", str(model_file), "--epochs", str(target), "--quiet",
                  "-o", str(tmp_path / "straight.nnk")]) == 0
     resumed, straight = nnkit.load(tmp_path / "resumed.nnk"), nnkit.load(tmp_path / "straight.nnk")
     assert resumed.history == straight.history
