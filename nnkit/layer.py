@@ -146,7 +146,7 @@ class Layer:
         `init(rng, shape)` draws the initial values (None = zeros). Nothing is allocated
         here: the arrays arrive through `attach`, in the order of declaration.
         """
-        self.declared.append(ParamDecl(name, tuple(int(s) for s in shape), init))
+        self.declared.append(ParamDecl(name, tuple(map(int, shape)), init))
 
     def add_output(self, port: str, shape: Shape) -> None:
         """Declare a further output (a recurrent layer's final state "h"); call from `build`."""

@@ -17,7 +17,12 @@ def normal_init(kind: InitName, fan_in: int, scale: float) -> Init:
     "normal" uses std = `scale` (the book's chapter 1 uses 0.01); "xavier" uses
     1/sqrt(fan_in) (the book's later chapters); "he" uses sqrt(2/fan_in) for ReLU nets.
     """
-    std = {"normal": scale, "xavier": 1.0 / np.sqrt(fan_in), "he": np.sqrt(2.0 / fan_in)}[kind]
+    if kind == "normal":  # only the one asked for: thousands of layers may be built at once
+        std = scale
+    elif kind == "xavier":
+        std = 1.0 / np.sqrt(fan_in)
+    else:
+        std = np.sqrt(2.0 / fan_in)
 
     def init(rng: np.random.Generator, shape: Shape) -> np.ndarray:
         return std * rng.standard_normal(shape)
