@@ -17,6 +17,7 @@ nothing.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import statistics
 import subprocess
 import sys
@@ -24,8 +25,17 @@ import time
 from collections.abc import Callable
 
 import numpy as np
+from bench_train import limit_of, matmul_peak  # this folder: the same peak and the same reading of it
 
 SIZES = {"book": (20, 35, 650, 650), "small": (32, 20, 64, 128)}  # N, T, D, H
+GATES = {"LSTM": 4, "GRU": 3, "RNN": 1}
+
+
+def matmul_flops(kind: str, size: str) -> int:
+    """The matmuls of one forward + backward: x Wx and h Wh forward; dWx, dx, dWh and dh
+    back, each as many as one forward product: 6 N T (D + H) G H."""
+    n, t, d, h = SIZES[size]
+    return 6 * n * t * (d + h) * GATES[kind] * h
 
 
 def sigmoid(x: np.ndarray) -> np.ndarray:
@@ -149,7 +159,7 @@ def interleaved(kind: str, size: str, names: list[str], rounds: int, repeat: int
     return times
 
 
-def report(kind: str, size: str, times: dict[str, list[float]], markdown: bool = False) -> str:
+def report(kind: str, size: str, times: dict[str, list[float]], peak: float, markdown: bool = False) -> str:
     def ms(name: str) -> str:
         return f"{statistics.median(times[name]) * 1e3:10.1f}" if name in times else f"{'-':>10}"
 
@@ -159,16 +169,19 @@ def report(kind: str, size: str, times: dict[str, list[float]], markdown: bool =
         return f"{statistics.median(a / b for a, b in zip(times['nnkit'], times[name])):.2f}"
 
     stateful = f"{statistics.median(a / b for a, b in zip(times['stateful'], times['nnkit'])):.2f}"
+    share = matmul_flops(kind, size) / statistics.median(times["nnkit"]) / 1e9 / peak * 100
     if markdown:
         n, t, d, h = SIZES[size]
         return (f"| {kind} | {size} ({n} × {t} × {d} → {h}) | {ms('nnkit').strip()} | {ms('torch').strip()} | "
-                f"{ms('book').strip()} | {ratio('torch')} | {ratio('book')} | {stateful} |").replace("| - ", "|  ")
+                f"{ms('book').strip()} | {ratio('torch')} | {ratio('book')} | {stateful} | {share:.0f}% | "
+                f"{limit_of(share)} |").replace("| - ", "|  ")
     return (f"{kind:6}{size:8}{ms('nnkit')}{ms('torch')}{ms('book')}{ratio('torch'):>13}{ratio('book'):>12}"
-            f"{stateful:>16}")
+            f"{stateful:>16}{share:>7.0f}%")
 
 
 MARKDOWN_HEAD = ("| layer | size (N × T × D → H) | nnkit ms | PyTorch ms | book ms | nnkit / PyTorch (target ≤ 1.1) "
-                 "| nnkit / book | stateful / nnkit |\n|---|---|---:|---:|---:|---:|---:|---:|")
+                 "| nnkit / book | stateful / nnkit | % of peak | what limits it |\n"
+                 "|---|---|---:|---:|---:|---:|---:|---:|---:|---|")
 
 
 def main() -> int:
@@ -189,26 +202,23 @@ def main() -> int:
     except ImportError:
         print("this benchmark needs nnkit-rnn: pip install ./plugins/nnkit-rnn", file=sys.stderr)
         return 2
-    use_torch = not args.no_torch
-    if use_torch:
-        try:
-            import torch  # noqa: F401
-        except ImportError:
-            use_torch = False
+    use_torch = not args.no_torch and importlib.util.find_spec("torch") is not None  # imported by contenders only
+    peak = matmul_peak("float32")
     print(f"{args.rounds} interleaved rounds, each contender in its own process (median of {args.repeat} runs), "
-          f"float32, forward + backward; PyTorch: {'yes' if use_torch else 'not measured'}\n")
+          f"float32, forward + backward; PyTorch: {'yes' if use_torch else 'not measured'}; matmul peak "
+          f"(2048², float32) {peak:.1f} GFLOP/s; % peak: nnkit's matmul FLOPs per second\n")
     print(f"{'layer':6}{'size':8}{'nnkit ms':>10}{'torch ms':>10}{'book ms':>10}{'nnkit/torch':>13}{'nnkit/book':>12}"
-          f"{'stateful/nnkit':>16}")
+          f"{'stateful/nnkit':>16}{'% peak':>8}")
     results = []
     for size in args.sizes:
         for kind in ("LSTM", "GRU", "RNN"):
             names = ["nnkit", "stateful", *(["torch"] if use_torch else []), *(["book"] if kind == "LSTM" else [])]
             results.append((kind, size, interleaved(kind, size, names, args.rounds, args.repeat)))
-            print(report(*results[-1]), flush=True)
+            print(report(*results[-1], peak), flush=True)
     if args.markdown:
         print("\n" + MARKDOWN_HEAD)
         for result in results:
-            print(report(*result, markdown=True))
+            print(report(*result, peak, markdown=True))
     return 0
 
 

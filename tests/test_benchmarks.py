@@ -29,7 +29,7 @@ def test_bench_checkpoint_runs() -> None:
     out = run("bench_checkpoint.py", "--mib", "2", "--rounds", "1", "--inspect-gib", "0.01")
     assert "ratios" in out and "peak extra memory" in out and "inspect on a" in out
     out = run("bench_checkpoint.py", "--many", "50", "--rounds", "1", "--markdown")
-    assert "| load params + grads |" in out and "µs per array" in out
+    assert "| load params + grads |" in out and "µs per array" in out and "| what limits it |" in out
 
 
 def test_bench_startup_runs() -> None:
@@ -41,7 +41,7 @@ def test_bench_rnn_runs() -> None:
     pytest.importorskip("nnkit_rnn")
     out = run("bench_rnn.py", "--sizes", "small", "--rounds", "1", "--no-torch", "--markdown")
     assert "LSTM  small" in out and "GRU   small" in out and "RNN   small" in out
-    assert "| LSTM | small (32 × 20 × 64 → 128) |" in out
+    assert "| LSTM | small (32 × 20 × 64 → 128) |" in out and "| % of peak | what limits it |" in out
 
 
 def test_bench_sweep_runs() -> None:
