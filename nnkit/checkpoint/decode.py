@@ -141,15 +141,17 @@ def check_index(header: Header, path: Path, available: int) -> None:
     """Every payload must sit exactly where the canonical layout puts it, and fill the file."""
     index = header.arrays
     itemsize = {dtype: np.dtype(dtype).itemsize for dtype in {entry.dtype for entry in index.values()}}
-    end = 0  # where the last payload ends
+    lengths = []
     for name, entry in index.items():
         if entry.length != math.prod(entry.shape) * itemsize[entry.dtype]:
             raise CheckpointError(
                 f"{path}: array {name!r}: payload length {entry.length} does not match {entry.dtype} {entry.shape}")
-        expected = align(end + PREFIX)  # as `layout` places it
+        lengths.append(entry.length)
+    expected_offsets = layout(lengths)
+    for (name, entry), expected in zip(index.items(), expected_offsets):
         if entry.offset != expected:
             raise CheckpointError(f"{path}: array {name!r}: offset {entry.offset} breaks the layout")
-        end = expected + entry.length
+    end = expected_offsets[-1] + lengths[-1] if lengths else 0
     if end != available:
         problem = "truncated" if end > available else "has trailing bytes"
         raise CheckpointError(f"{path}: file {problem} ({available} payload bytes after the header, {end} expected)")
