@@ -61,10 +61,22 @@ class _Recurrent(nnkit.Layer):
         self.add_param("b", (g * h,))
         self.carries_state = self.config.stateful
         self._carried: dict[str, np.ndarray] = {}
+        self._buffers: dict[str, np.ndarray] = {}
         return (t, h) if self.config.return_sequences else (h,)
 
     def state(self) -> dict[str, np.ndarray]:
         return dict(self._carried) if self.carries_state else {}
+
+    def _workspace(self, name: str, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+        """The layer's own array `name`, kept from call to call while shape and dtype stay:
+        for what a pass writes and its backward reads, never for what it hands out.
+        Fresh arrays of these sizes came back from the system every call (glibc returns
+        large freed blocks), each first write a page fault: ~780 a TimeLSTM forward and
+        backward at 32 × 20 × 64 → 128, ~2,900 at 20 × 35 × 650 → 650 (measured)."""
+        buffer = self._buffers.get(name)
+        if buffer is None or buffer.shape != shape or buffer.dtype != dtype:
+            buffer = self._buffers[name] = np.empty(shape, dtype)
+        return buffer
 
     def set_state(self, state: Mapping[str, np.ndarray]) -> None:
         unknown = sorted(set(state) - set(self.state_names))
@@ -123,17 +135,22 @@ class _Recurrent(nnkit.Layer):
         return ax
 
     def _weight_grads(self, xs: np.ndarray, h_inputs: list[tuple[np.ndarray, slice]],
-                      dA: np.ndarray) -> np.ndarray:
-        """Write dWx, dWh, db from all steps at once; return dxs. dA: (N, T, G*H).
-        `h_inputs` pairs what each block of Wh's columns multiplied, (N, T, H), with the block."""
+                      dA: np.ndarray, dxs: np.ndarray | None = None) -> np.ndarray:
+        """Write dWx, dWh, db from all steps at once; return dxs (into `dxs` when given).
+        dA: (N, T, G*H). `h_inputs` pairs what each block of Wh's columns multiplied,
+        (N, T, H), with the block."""
         Wx, Wh, _ = self.params
         d, gh = Wx.shape
         dA2 = dA.reshape(-1, gh)
         np.matmul(xs.reshape(-1, d).T, dA2, out=self.grads[0])
         for h, columns in h_inputs:
-            self.grads[1][:, columns] = h.reshape(-1, Wh.shape[0]).T @ dA2[:, columns]
+            h2 = h.reshape(-1, Wh.shape[0]).T
+            if columns == slice(None):
+                np.matmul(h2, dA2, out=self.grads[1])
+            else:
+                self.grads[1][:, columns] = h2 @ dA2[:, columns]
         np.sum(dA2, axis=0, out=self.grads[2])
-        return (dA2 @ Wx.T).reshape(xs.shape)
+        return np.matmul(dA2, Wx.T, out=None if dxs is None else dxs.reshape(-1, d)).reshape(xs.shape)
 
     def _output(self, hs: np.ndarray) -> np.ndarray:
         self.hs = hs
@@ -198,16 +215,20 @@ class TimeLSTM(_Recurrent):
         Wx, Wh, b = self.params
         n, t, d = xs.shape
         H = Wh.shape[0]
+        dtype, work = np.result_type(xs, Wx), self._workspace
         # Time-major inside, (T, N, ...): each step's rows are then one contiguous block.
-        self.xs_tm = xs_tm = np.ascontiguousarray(xs.transpose(1, 0, 2)).reshape(t * n, d)
+        xs_tm = work("xs_tm", (t, n, d), xs.dtype)
+        np.copyto(xs_tm, xs.transpose(1, 0, 2))
+        self.xs_tm = xs_tm = xs_tm.reshape(t * n, d)
         # x_t Wx + b for every step at once; each step then adds h_{t-1} Wh in place, and the
         # gates (f, g, i, o) after their activations stay here for backward.
-        self.gate_values = gates = (xs_tm @ Wx).reshape(t, n, 4 * H)
+        gates = np.matmul(xs_tm, Wx, out=work("gates", (t * n, 4 * H), dtype)).reshape(t, n, 4 * H)
         gates += b
-        self.cs, self.tanh_cs = np.empty((t, n, H), dtype=gates.dtype), np.empty((t, n, H), dtype=gates.dtype)
-        hs = self.hs_tm = np.empty((t, n, H), dtype=gates.dtype)
+        self.gate_values = gates
+        self.cs, self.tanh_cs = work("cs", (t, n, H), dtype), work("tanh_cs", (t, n, H), dtype)
+        hs = self.hs_tm = work("hs", (t, n, H), dtype)
         h, c = self.h0, self.c0 = self._initial("h", gates[0], states), self._initial("c", gates[0], states)
-        h_Wh, g_i = np.empty((n, 4 * H), dtype=gates.dtype), np.empty((n, H), dtype=gates.dtype)
+        h_Wh, g_i = work("h_Wh", (n, 4 * H), dtype), work("g_i", (n, H), dtype)
         inner, outer, shift = _gate_activation(H, gates.dtype)
         for k in range(t):
             a = gates[k]
@@ -225,30 +246,36 @@ class TimeLSTM(_Recurrent):
             np.tanh(c_k, out=tanh_c)
             np.multiply(o, tanh_c, out=hs[k])  # h_t = o tanh(c_t)
             h, c = hs[k], c_k
-        self._carry(h=h, c=c)
-        return self._output(np.ascontiguousarray(hs.transpose(1, 0, 2)))
+        self._carry(h=h.copy(), c=c.copy())  # copies: the workspace is written again next call
+        return self._output(hs.transpose(1, 0, 2).copy())
 
     def backward(self, dy: np.ndarray) -> InputGrads:
-        _, Wh, _ = self.params
+        Wx, Wh, _ = self.params
         dhs = self._full_dy(dy).transpose(1, 0, 2)  # time-major, as forward kept everything
         hs, cs, tanh_cs, gv = self.hs_tm, self.cs, self.tanh_cs, self.gate_values
         t, n, H = hs.shape
+        dtype, work = gv.dtype, self._workspace
         f, g, i, o = gv[..., :H], gv[..., H:2 * H], gv[..., 2 * H:3 * H], gv[..., 3 * H:]
-        c_prev = _previous_tm(cs, self.c0)
+        c_prev = _previous_tm(cs, self.c0, work("c_prev", cs.shape, dtype))
         # What does not depend on the gradient flowing back, for all steps at once. With
         # ds = dc_t + dh_t o (1 - tanh²c_t), the gates' pre-activation gradients are
         # df = ds c_{t-1} f(1-f), dg = ds i (1-g²), di = ds g i(1-i), do = dh_t tanh(c_t) o(1-o).
-        ds_per_dh = o * (1.0 - tanh_cs**2)
-        per_ds = np.empty((t, n, 3, H), dtype=gv.dtype)  # f, g, i
-        per_ds[:, :, 0] = c_prev * f * (1.0 - f)
-        per_ds[:, :, 1] = i * (1.0 - g**2)
-        per_ds[:, :, 2] = g * i * (1.0 - i)
-        do_per_dh = tanh_cs * o * (1.0 - o)
-        dA4 = np.empty((t, n, 4, H), dtype=gv.dtype)
+        # Each factor is computed as its expression would be (same bits), in the workspace.
+        spare = work("spare", (t, n, H), dtype)
+        ds_per_dh = _times_one_minus(o, tanh_cs, work("ds_per_dh", (t, n, H), dtype), spare, square=True)
+        per_ds = work("per_ds", (t, n, 3, H), dtype)
+        df, dg, di = per_ds[:, :, 0], per_ds[:, :, 1], per_ds[:, :, 2]
+        _times_one_minus(np.multiply(c_prev, f, out=df), f, df, spare)  # c_{t-1} f (1 - f)
+        _times_one_minus(i, g, dg, spare, square=True)  # i (1 - g²)
+        _times_one_minus(np.multiply(g, i, out=di), i, di, spare)  # g i (1 - i)
+        do_per_dh = work("do_per_dh", (t, n, H), dtype)
+        _times_one_minus(np.multiply(tanh_cs, o, out=do_per_dh), o, do_per_dh, spare)  # tanh(c_t) o (1 - o)
+        dA4 = work("dA", (t, n, 4, H), dtype)
         dA = dA4.reshape(t, n, 4 * H)
-        ds = np.zeros((n, H), dtype=gv.dtype)
+        ds = np.zeros((n, H), dtype=dtype)
         dh, dc = self._port_grad("h", ds), self._port_grad("c", ds)  # from the graph, into the last step
-        Wh_T = _transposed(Wh)
+        Wh_T = work("Wh_T", Wh.shape[::-1], Wh.dtype)
+        np.copyto(Wh_T, Wh.T)  # contiguous: see `_transposed`
         for k in reversed(range(t)):
             dh += dhs[k]  # dh_t: from the output at t and from step t+1
             np.multiply(dh, ds_per_dh[k], out=ds)
@@ -257,9 +284,22 @@ class TimeLSTM(_Recurrent):
             np.multiply(dh, do_per_dh[k], out=dA4[k, :, 3])
             np.multiply(ds, f[k], out=dc)  # dc_{t-1}
             np.matmul(dA[k], Wh_T, out=dh)  # dh_{t-1}
-        h_prev = _previous_tm(hs, self.h0)
-        dxs = self._weight_grads(self.xs_tm, [(h_prev, slice(None))], dA).reshape(t, n, -1)
-        return self._with_state_grads(np.ascontiguousarray(dxs.transpose(1, 0, 2)), dh, dc)
+        h_prev = _previous_tm(hs, self.h0, work("h_prev", hs.shape, dtype))
+        dxs = self._weight_grads(self.xs_tm, [(h_prev, slice(None))], dA,
+                                 work("dxs", (t, n, Wx.shape[0]), dtype)).reshape(t, n, -1)
+        return self._with_state_grads(dxs.transpose(1, 0, 2).copy(), dh, dc)
+
+
+def _times_one_minus(a: np.ndarray, b: np.ndarray, out: np.ndarray, spare: np.ndarray, *,
+                     square: bool = False) -> np.ndarray:
+    """out = a * (1 - b), or a * (1 - b²) with `square`, through `spare`: the same
+    operations, in the same order, as the expression."""
+    if square:
+        np.square(b, out=spare)
+        np.subtract(1.0, spare, out=spare)
+    else:
+        np.subtract(1.0, b, out=spare)
+    return np.multiply(a, spare, out=out)
 
 
 def _gate_activation(units: int, dtype: np.dtype) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -273,9 +313,11 @@ def _gate_activation(units: int, dtype: np.dtype) -> tuple[np.ndarray, np.ndarra
     return half, half, shift
 
 
-def _previous_tm(states: np.ndarray, first: np.ndarray) -> np.ndarray:
+def _previous_tm(states: np.ndarray, first: np.ndarray, out: np.ndarray) -> np.ndarray:
     """Each step's previous state, time-major, `first` (N, H) before the first: (T, N, H) → (T, N, H)."""
-    return np.concatenate([first[None], states[:-1]], axis=0)
+    out[0] = first
+    out[1:] = states[:-1]
+    return out
 
 
 def _transposed(W: np.ndarray) -> np.ndarray:

@@ -40,6 +40,27 @@ def test_float32_in_float32_out() -> None:
         assert lstm.backward(np.ones_like(y)).dtype == np.float32
 
 
+@pytest.mark.parametrize("layer", [nnkit_rnn.TimeRNN, nnkit_rnn.TimeLSTM, nnkit_rnn.TimeGRU],
+                         ids=lambda c: c.__name__)
+@pytest.mark.parametrize("batch, steps", [(3, 4), (1, 4), (3, 1), (1, 1)])
+def test_what_a_call_hands_out_is_not_written_by_the_next(layer, batch: int, steps: int) -> None:
+    """Layers reuse their own buffers from call to call; outputs, input grads and the
+    final states must stay what they were (also where a transpose of one row or one step
+    would be a view), and a second call on the same data must give the same bits."""
+    rng = np.random.default_rng(3)
+    rnn = layer(layer.Config(units=4), [(steps, 3)], rng=rng)
+    xs, dy = rng.standard_normal((batch, steps, 3)), rng.standard_normal((batch, steps, 4))
+    y, dx = rnn.forward(xs), rnn.backward(dy)
+    ports, grads = {k: v for k, v in rnn.port_values.items()}, [g.copy() for g in rnn.grads]
+    kept = [a.copy() for a in (y, dx, *ports.values())]
+    rnn.forward(xs * 2 + 1)
+    rnn.backward(dy * 3)
+    assert all(np.array_equal(a, b) for a, b in zip((y, dx, *ports.values()), kept))
+    again_y, again_dx = rnn.forward(xs), rnn.backward(dy)
+    assert np.array_equal(again_y, y) and np.array_equal(again_dx, dx)
+    assert all(np.array_equal(a, b) for a, b in zip(rnn.grads, grads))
+
+
 def test_lstm_matches_the_books_step() -> None:
     """One step computed by hand: c = f c0 + g i, h = o tanh(c), gates (f, g, i, o)."""
     rng = np.random.default_rng(1)
