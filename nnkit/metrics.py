@@ -86,15 +86,6 @@ class Accuracy(Metric):
 
     Config = AccuracyConfig
 
-    #: True for a metric of what the network writes by itself (an encoder-decoder's
-    #: greedy answers), not of one pass's outputs: scored by `decoded` on held-out data
-    #: (`val_<name>`, `evaluate`), never per training step.
-    needs_decoding: ClassVar[bool] = False
-
-    def decoded(self, network: Any, x: Any, t: np.ndarray) -> float:
-        """The metric of the network's own answers to x against t (`needs_decoding`)."""
-        raise NotImplementedError
-
     def from_step(self, step: Any) -> float | None:
         return step.loss_layer.last_accuracy()
 
