@@ -90,6 +90,10 @@ def test_file_errors_name_the_file(tmp_path: Path) -> None:
     other = write(tmp_path, "model.ini", "")
     with pytest.raises(nnkit.ModelFileError, match="unknown model-file extension"):
         read_model_file(other)
+    checkpoint = write(tmp_path, "spiral.nnk", "")
+    said = r"a checkpoint, not a model file; to train it on: nnkit train --resume .*spiral.nnk \(in Python: nnkit.Model"
+    with pytest.raises(nnkit.ModelFileError, match=said):
+        read_model_file(checkpoint)
 
 
 def test_a_dotted_type_is_a_name_never_an_import() -> None:

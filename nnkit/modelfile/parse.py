@@ -29,6 +29,9 @@ FORMATS = {".toml": "toml", ".json": "json", ".yaml": "yaml", ".yml": "yaml"}
 
 def format_of(path: Path) -> str:
     fmt = FORMATS.get(path.suffix.lower())
+    if fmt is None and path.suffix.lower() == ".nnk":  # the most likely mix-up: say what to do instead
+        raise ModelFileError(f"{path}: a checkpoint, not a model file; to train it on: nnkit train --resume {path} "
+                             "(in Python: nnkit.Model.load)")
     if fmt is None:
         raise ModelFileError(f"{path}: unknown model-file extension {path.suffix!r}; use {', '.join(FORMATS)}")
     return fmt
