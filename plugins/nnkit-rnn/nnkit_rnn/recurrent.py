@@ -274,9 +274,8 @@ class TimeLSTM(_Recurrent):
         dA = dA4.reshape(t, n, 4 * H)
         ds = np.zeros((n, H), dtype=dtype)
         dh, dc = self._port_grad("h", ds), self._port_grad("c", ds)  # from the graph, into the last step
-        # dh_{t-1} = dA_t Wh.T, computed as (Wh dA_tᵀ)ᵀ: OpenBLAS takes the long (4H) inner
-        # axis faster this way round, and Wh needs no transposed copy (see `_transposed`).
-        dh_T = work("dh_T", (H, n), dtype)
+        Wh_T = work("Wh_T", Wh.shape[::-1], Wh.dtype)
+        np.copyto(Wh_T, Wh.T)  # contiguous: see `_transposed`
         for k in reversed(range(t)):
             dh += dhs[k]  # dh_t: from the output at t and from step t+1
             np.multiply(dh, ds_per_dh[k], out=ds)
@@ -284,7 +283,7 @@ class TimeLSTM(_Recurrent):
             np.multiply(ds[:, None, :], per_ds[k], out=dA4[k, :, :3])
             np.multiply(dh, do_per_dh[k], out=dA4[k, :, 3])
             np.multiply(ds, f[k], out=dc)  # dc_{t-1}
-            np.copyto(dh, np.matmul(Wh, dA[k].T, out=dh_T).T)  # dh_{t-1}
+            np.matmul(dA[k], Wh_T, out=dh)  # dh_{t-1}
         h_prev = _previous_tm(hs, self.h0, work("h_prev", hs.shape, dtype))
         dxs = self._weight_grads(self.xs_tm, [(h_prev, slice(None))], dA,
                                  work("dxs", (t, n, Wx.shape[0]), dtype)).reshape(t, n, -1)
